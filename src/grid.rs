@@ -1,0 +1,348 @@
+//! Grid expansion: axes → cells.
+//!
+//! The axes expand as a cartesian product (first axis slowest, values in declared
+//! order), `exclude` removes cells that match a partial setting, `include` adds cells.
+//! Cells whose settings cannot change a label collapse into the first equivalent cell,
+//! with the reason recorded, so that no backend call is paid twice for the same thing.
+//! Expansion is pure: it neither reads files nor knows about backends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint;
+
+/// A user-axis value: what a template variable can hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(value) => write!(f, "{value}"),
+            Scalar::Int(value) => write!(f, "{value}"),
+            Scalar::Float(value) => write!(f, "{value}"),
+            Scalar::Str(value) => f.write_str(value),
+        }
+    }
+}
+
+/// Self-consistency: how many chain-of-thought rationales to sample, and how hot.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SelfConsistency {
+    pub samples: u32,
+    pub temperature: f64,
+}
+
+impl SelfConsistency {
+    /// One greedy rationale: what a cell without self-consistency does.
+    pub const GREEDY: SelfConsistency = SelfConsistency {
+        samples: 1,
+        temperature: 0.0,
+    };
+}
+
+/// Everything that distinguishes one cell from another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub preamble: String,
+    pub few_shot: u32,
+    pub cot: bool,
+    pub self_consistency: SelfConsistency,
+    pub labeler: String,
+    /// User axes, by name; they reach the templates as variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, Scalar>,
+}
+
+impl Settings {
+    /// A readable name such as `detailed/2-shot/cot/sc4@0.3/tone=strict/llama`.
+    ///
+    /// Self-consistency appears only for sampled chain-of-thought cells, because it
+    /// cannot change anything else (see [`Settings::canonical`]).
+    pub fn name(&self) -> String {
+        let mut parts = vec![self.preamble.clone(), format!("{}-shot", self.few_shot)];
+        if self.cot {
+            parts.push("cot".to_owned());
+            let sc = self.self_consistency;
+            if sc != SelfConsistency::GREEDY {
+                parts.push(format!("sc{}@{}", sc.samples, sc.temperature));
+            }
+        }
+        parts.extend(self.vars.iter().map(|(key, value)| format!("{key}={value}")));
+        parts.push(self.labeler.clone());
+        parts.join("/")
+    }
+
+    /// A stable id hashed from the settings. Maps are ordered, so the id does not depend
+    /// on the order keys were written in the experiment file.
+    pub fn id(&self) -> String {
+        let canonical = serde_json::to_string(self).expect("settings serialize to JSON");
+        fingerprint::short_id(canonical)
+    }
+
+    /// The settings with every choice that cannot change a label replaced by its
+    /// neutral value, and the reason for the first such replacement.
+    pub fn canonical(&self) -> (Settings, Option<&'static str>) {
+        let mut canonical = self.clone();
+        let sc = self.self_consistency;
+        let reason = if !self.cot && sc != SelfConsistency::GREEDY {
+            canonical.self_consistency = SelfConsistency::GREEDY;
+            Some(
+                "self-consistency samples rationales, and without chain-of-thought there is \
+                 no rationale: the scoring call is deterministic",
+            )
+        } else if self.cot && sc.temperature == 0.0 && sc.samples > 1 {
+            canonical.self_consistency = SelfConsistency::GREEDY;
+            Some("at temperature 0 every sample is the same greedy rationale")
+        } else {
+            None
+        };
+        (canonical, reason)
+    }
+}
+
+/// A cell: one configuration of the labeler to be evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    pub name: String,
+    pub id: String,
+    pub settings: Settings,
+}
+
+impl Cell {
+    pub fn new(settings: Settings) -> Cell {
+        Cell {
+            name: settings.name(),
+            id: settings.id(),
+            settings,
+        }
+    }
+}
+
+/// The axes of a grid, each with its values in declared order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Axes {
+    pub preamble: Vec<String>,
+    pub few_shot: Vec<u32>,
+    pub cot: Vec<bool>,
+    pub self_consistency: Vec<SelfConsistency>,
+    /// User axes in declared order.
+    pub vars: Vec<(String, Vec<Scalar>)>,
+    pub labeler: Vec<String>,
+}
+
+impl Axes {
+    /// Number of cells in the full cartesian product.
+    pub fn product(&self) -> usize {
+        [
+            self.preamble.len(),
+            self.few_shot.len(),
+            self.cot.len(),
+            self.self_consistency.len(),
+            self.labeler.len(),
+        ]
+        .into_iter()
+        .chain(self.vars.iter().map(|(_, values)| values.len()))
+        .product()
+    }
+}
+
+/// A partial setting: matches every cell that agrees on the fields it names. Used by
+/// `exclude`, and by `include` with the unnamed fields taken from the first value of
+/// each axis.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Partial {
+    pub preamble: Option<String>,
+    pub few_shot: Option<u32>,
+    pub cot: Option<bool>,
+    pub samples: Option<u32>,
+    pub temperature: Option<f64>,
+    pub labeler: Option<String>,
+    pub vars: BTreeMap<String, Scalar>,
+}
+
+impl Partial {
+    pub fn matches(&self, settings: &Settings) -> bool {
+        fn agrees<T: PartialEq>(wanted: &Option<T>, actual: &T) -> bool {
+            wanted.as_ref().is_none_or(|wanted| wanted == actual)
+        }
+        agrees(&self.preamble, &settings.preamble)
+            && agrees(&self.few_shot, &settings.few_shot)
+            && agrees(&self.cot, &settings.cot)
+            && agrees(&self.samples, &settings.self_consistency.samples)
+            && agrees(&self.temperature, &settings.self_consistency.temperature)
+            && agrees(&self.labeler, &settings.labeler)
+            && self
+                .vars
+                .iter()
+                .all(|(key, value)| settings.vars.get(key) == Some(value))
+    }
+
+    /// The settings this partial names, with the rest from the first value of each axis.
+    /// `None` when an axis it leaves open has no value to take.
+    pub fn complete(&self, axes: &Axes) -> Option<Settings> {
+        let first_sc = axes.self_consistency.first().copied();
+        let mut vars = BTreeMap::new();
+        for (key, values) in &axes.vars {
+            let value = self.vars.get(key).or(values.first())?;
+            vars.insert(key.clone(), value.clone());
+        }
+        Some(Settings {
+            preamble: self.preamble.clone().or(axes.preamble.first().cloned())?,
+            few_shot: self.few_shot.or(axes.few_shot.first().copied())?,
+            cot: self.cot.or(axes.cot.first().copied())?,
+            self_consistency: SelfConsistency {
+                samples: self.samples.or(first_sc.map(|sc| sc.samples))?,
+                temperature: self.temperature.or(first_sc.map(|sc| sc.temperature))?,
+            },
+            labeler: self.labeler.clone().or(axes.labeler.first().cloned())?,
+            vars,
+        })
+    }
+}
+
+/// A grid as the experiment declares it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Grid {
+    pub axes: Axes,
+    pub exclude: Vec<Partial>,
+    pub include: Vec<Partial>,
+}
+
+/// A cell that was folded into another because it could not differ from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Collapsed {
+    pub name: String,
+    pub into: String,
+    pub reason: String,
+}
+
+/// The outcome of expanding a grid.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Expansion {
+    pub cells: Vec<Cell>,
+    pub collapsed: Vec<Collapsed>,
+    /// Product cells removed by `exclude`.
+    pub excluded: usize,
+    /// Cells added by `include` (before collapsing).
+    pub included: usize,
+}
+
+impl Expansion {
+    /// The cell with this name or id.
+    pub fn find(&self, name_or_id: &str) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|cell| cell.name == name_or_id || cell.id == name_or_id)
+    }
+}
+
+/// Expands a grid into cells.
+pub fn expand(grid: &Grid) -> Expansion {
+    let mut expansion = Expansion::default();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut admit = |settings: Settings, expansion: &mut Expansion| {
+        let (canonical, reason) = settings.canonical();
+        let cell = Cell::new(canonical);
+        match by_id.get(&cell.id) {
+            Some(&index) => expansion.collapsed.push(Collapsed {
+                name: settings.name(),
+                into: expansion.cells[index].name.clone(),
+                reason: reason
+                    .unwrap_or("the same settings appear twice in the grid")
+                    .to_owned(),
+            }),
+            None => {
+                by_id.insert(cell.id.clone(), expansion.cells.len());
+                expansion.cells.push(cell);
+            }
+        }
+    };
+
+    for settings in Product::new(&grid.axes) {
+        if grid.exclude.iter().any(|partial| partial.matches(&settings)) {
+            expansion.excluded += 1;
+        } else {
+            admit(settings, &mut expansion);
+        }
+    }
+    for partial in &grid.include {
+        if let Some(settings) = partial.complete(&grid.axes) {
+            expansion.included += 1;
+            admit(settings, &mut expansion);
+        }
+    }
+    expansion
+}
+
+/// An odometer over the axes: the last axis turns fastest.
+struct Product<'a> {
+    axes: &'a Axes,
+    /// One digit per axis: preamble, few_shot, cot, self_consistency, vars..., labeler.
+    digits: Vec<usize>,
+    radices: Vec<usize>,
+    done: bool,
+}
+
+impl<'a> Product<'a> {
+    fn new(axes: &'a Axes) -> Product<'a> {
+        let mut radices = vec![
+            axes.preamble.len(),
+            axes.few_shot.len(),
+            axes.cot.len(),
+            axes.self_consistency.len(),
+        ];
+        radices.extend(axes.vars.iter().map(|(_, values)| values.len()));
+        radices.push(axes.labeler.len());
+        Product {
+            axes,
+            digits: vec![0; radices.len()],
+            done: radices.contains(&0),
+            radices,
+        }
+    }
+}
+
+impl Iterator for Product<'_> {
+    type Item = Settings;
+
+    fn next(&mut self) -> Option<Settings> {
+        if self.done {
+            return None;
+        }
+        let d = &self.digits;
+        let axes = self.axes;
+        let settings = Settings {
+            preamble: axes.preamble[d[0]].clone(),
+            few_shot: axes.few_shot[d[1]],
+            cot: axes.cot[d[2]],
+            self_consistency: axes.self_consistency[d[3]],
+            vars: axes
+                .vars
+                .iter()
+                .zip(&d[4..])
+                .map(|((key, values), &digit)| (key.clone(), values[digit].clone()))
+                .collect(),
+            labeler: axes.labeler[d[d.len() - 1]].clone(),
+        };
+        // Advance the odometer from the last digit.
+        self.done = true;
+        for position in (0..self.digits.len()).rev() {
+            self.digits[position] += 1;
+            if self.digits[position] < self.radices[position] {
+                self.done = false;
+                break;
+            }
+            self.digits[position] = 0;
+        }
+        Some(settings)
+    }
+}

@@ -1,0 +1,18 @@
+//! `rlaif`: an experiment harness for AI preference labelers.
+//!
+//! The pipeline runs in stages, one module each: [`spec`] reads and validates an
+//! experiment file, [`grid`] expands it into cells, [`data`] loads the human-labelled
+//! pairs and exemplar pools, [`prompt`] renders each cell's prompts, [`prepare`] binds
+//! those stages together and checks the references between them, and [`plan`] counts the
+//! calls a run would make. [`app`] is the one place that knows the whole pipeline.
+
+pub mod app;
+pub mod backend;
+pub mod data;
+pub mod fingerprint;
+pub mod grid;
+pub mod plan;
+pub mod prepare;
+pub mod prompt;
+pub mod spec;
+pub mod yaml;
