@@ -65,18 +65,22 @@ pub struct Settings {
 impl Settings {
     /// A readable name such as `detailed/2-shot/cot/sc4@0.3/tone=strict/llama`.
     ///
-    /// Self-consistency appears only for sampled chain-of-thought cells, because it
-    /// cannot change anything else (see [`Settings::canonical`]).
+    /// Self-consistency appears only when it is not one greedy sample; after
+    /// [`Settings::canonical`] that is only for sampled chain-of-thought cells.
     pub fn name(&self) -> String {
         let mut parts = vec![self.preamble.clone(), format!("{}-shot", self.few_shot)];
         if self.cot {
             parts.push("cot".to_owned());
-            let sc = self.self_consistency;
-            if sc != SelfConsistency::GREEDY {
-                parts.push(format!("sc{}@{}", sc.samples, sc.temperature));
-            }
         }
-        parts.extend(self.vars.iter().map(|(key, value)| format!("{key}={value}")));
+        let sc = self.self_consistency;
+        if sc != SelfConsistency::GREEDY {
+            parts.push(format!("sc{}@{}", sc.samples, sc.temperature));
+        }
+        parts.extend(
+            self.vars
+                .iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        );
         parts.push(self.labeler.clone());
         parts.join("/")
     }
@@ -268,7 +272,11 @@ pub fn expand(grid: &Grid) -> Expansion {
     };
 
     for settings in Product::new(&grid.axes) {
-        if grid.exclude.iter().any(|partial| partial.matches(&settings)) {
+        if grid
+            .exclude
+            .iter()
+            .any(|partial| partial.matches(&settings))
+        {
             expansion.excluded += 1;
         } else {
             admit(settings, &mut expansion);
@@ -344,5 +352,243 @@ impl Iterator for Product<'_> {
             self.digits[position] = 0;
         }
         Some(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn axes() -> Axes {
+        Axes {
+            preamble: vec!["base".into(), "detailed".into()],
+            few_shot: vec![0, 1, 2],
+            cot: vec![false, true],
+            self_consistency: vec![
+                SelfConsistency::GREEDY,
+                SelfConsistency {
+                    samples: 4,
+                    temperature: 0.3,
+                },
+            ],
+            vars: vec![],
+            labeler: vec!["small".into(), "llama".into()],
+        }
+    }
+
+    #[test]
+    fn names_read_like_the_settings() {
+        let settings = Settings {
+            preamble: "detailed".into(),
+            few_shot: 2,
+            cot: true,
+            self_consistency: SelfConsistency {
+                samples: 4,
+                temperature: 0.3,
+            },
+            labeler: "llama".into(),
+            vars: BTreeMap::from([("tone".to_owned(), Scalar::Str("strict".into()))]),
+        };
+        assert_eq!(
+            settings.name(),
+            "detailed/2-shot/cot/sc4@0.3/tone=strict/llama"
+        );
+        let greedy = Settings {
+            self_consistency: SelfConsistency::GREEDY,
+            vars: BTreeMap::new(),
+            ..settings
+        };
+        assert_eq!(greedy.name(), "detailed/2-shot/cot/llama");
+    }
+
+    #[test]
+    fn sampling_without_cot_collapses_with_a_reason() {
+        let expansion = expand(&Grid {
+            axes: axes(),
+            ..Grid::default()
+        });
+        // 2 x 3 x 2 x 2 x 2 = 48; the 12 no-CoT cells with sc4 fold into their twins.
+        assert_eq!(expansion.cells.len(), 36);
+        assert_eq!(expansion.collapsed.len(), 12);
+        let first = &expansion.collapsed[0];
+        assert_eq!(first.name, "base/0-shot/sc4@0.3/small");
+        assert_eq!(first.into, "base/0-shot/small");
+        assert!(first.reason.contains("without chain-of-thought"));
+    }
+
+    #[test]
+    fn greedy_samples_collapse() {
+        let mut axes = axes();
+        axes.cot = vec![true];
+        axes.self_consistency = vec![
+            SelfConsistency::GREEDY,
+            SelfConsistency {
+                samples: 8,
+                temperature: 0.0,
+            },
+        ];
+        let expansion = expand(&Grid {
+            axes,
+            ..Grid::default()
+        });
+        assert!(
+            expansion
+                .collapsed
+                .iter()
+                .all(|c| c.reason.contains("temperature 0"))
+        );
+        assert_eq!(expansion.collapsed.len(), 12);
+    }
+
+    #[test]
+    fn exclude_removes_partial_matches_and_include_adds() {
+        let exclude = vec![Partial {
+            cot: Some(false),
+            few_shot: Some(2),
+            ..Partial::default()
+        }];
+        let include = vec![Partial {
+            preamble: Some("base".into()),
+            few_shot: Some(8),
+            ..Partial::default()
+        }];
+        let expansion = expand(&Grid {
+            axes: axes(),
+            exclude,
+            include,
+        });
+        // cot=false, few_shot=2: 2 preambles x 2 sc x 2 labelers = 8 product cells.
+        assert_eq!(expansion.excluded, 8);
+        assert_eq!(expansion.included, 1);
+        assert!(expansion.find("base/8-shot/small").is_some());
+        assert!(expansion.find("base/2-shot/small").is_none());
+        assert!(expansion.find("base/2-shot/cot/small").is_some());
+    }
+
+    #[test]
+    fn the_last_axis_turns_fastest() {
+        let expansion = expand(&Grid {
+            axes: axes(),
+            ..Grid::default()
+        });
+        let names: Vec<_> = expansion
+            .cells
+            .iter()
+            .take(3)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "base/0-shot/small",
+                "base/0-shot/llama",
+                "base/0-shot/cot/small"
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_do_not_depend_on_var_insertion_order() {
+        let mut one = BTreeMap::new();
+        one.insert("b".to_owned(), Scalar::Int(1));
+        one.insert("a".to_owned(), Scalar::Int(2));
+        let mut two = BTreeMap::new();
+        two.insert("a".to_owned(), Scalar::Int(2));
+        two.insert("b".to_owned(), Scalar::Int(1));
+        let settings = |vars| Settings {
+            preamble: "base".into(),
+            few_shot: 0,
+            cot: false,
+            self_consistency: SelfConsistency::GREEDY,
+            labeler: "x".into(),
+            vars,
+        };
+        assert_eq!(settings(one).id(), settings(two).id());
+    }
+
+    fn arb_axes() -> impl Strategy<Value = Axes> {
+        (
+            prop::sample::subsequence(vec!["base", "detailed", "terse"], 1..=3),
+            prop::sample::subsequence(vec![0u32, 1, 2, 8], 1..=4),
+            prop::sample::subsequence(vec![false, true], 1..=2),
+            prop::sample::subsequence(
+                vec![(1u32, 0.0), (4, 0.0), (1, 0.7), (4, 0.3), (16, 1.0)],
+                1..=5,
+            ),
+            prop::sample::subsequence(vec!["a", "b", "c"], 1..=3),
+            prop::option::of(prop::sample::subsequence(vec!["plain", "strict"], 1..=2)),
+        )
+            .prop_map(|(preamble, few_shot, cot, sc, labeler, tone)| Axes {
+                preamble: preamble.into_iter().map(String::from).collect(),
+                few_shot,
+                cot,
+                self_consistency: sc
+                    .into_iter()
+                    .map(|(samples, temperature)| SelfConsistency {
+                        samples,
+                        temperature,
+                    })
+                    .collect(),
+                vars: tone
+                    .map(|values| {
+                        vec![(
+                            "tone".to_owned(),
+                            values.into_iter().map(|v| Scalar::Str(v.into())).collect(),
+                        )]
+                    })
+                    .unwrap_or_default(),
+                labeler: labeler.into_iter().map(String::from).collect(),
+            })
+    }
+
+    fn arb_partial() -> impl Strategy<Value = Partial> {
+        (
+            prop::option::of(prop::sample::select(vec!["base", "detailed", "terse"])),
+            prop::option::of(prop::sample::select(vec![0u32, 1, 2, 8, 3])),
+            prop::option::of(any::<bool>()),
+            prop::option::of(prop::sample::select(vec![1u32, 4, 16])),
+            prop::option::of(prop::sample::select(vec!["a", "b", "c"])),
+        )
+            .prop_map(|(preamble, few_shot, cot, samples, labeler)| Partial {
+                preamble: preamble.map(String::from),
+                few_shot,
+                cot,
+                samples,
+                labeler: labeler.map(String::from),
+                ..Partial::default()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn cell_count_is_product_minus_excluded_plus_included_minus_collapsed(
+            axes in arb_axes(),
+            exclude in prop::collection::vec(arb_partial(), 0..3),
+            include in prop::collection::vec(arb_partial(), 0..3),
+        ) {
+            let grid = Grid { axes, exclude, include };
+            let expansion = expand(&grid);
+            let excluded = Product::new(&grid.axes)
+                .filter(|s| grid.exclude.iter().any(|p| p.matches(s)))
+                .count();
+            prop_assert_eq!(expansion.excluded, excluded);
+            prop_assert_eq!(expansion.included, grid.include.len());
+            prop_assert_eq!(
+                expansion.cells.len(),
+                grid.axes.product() - excluded + grid.include.len() - expansion.collapsed.len()
+            );
+            let ids: std::collections::HashSet<_> = expansion.cells.iter().map(|c| &c.id).collect();
+            prop_assert_eq!(ids.len(), expansion.cells.len(), "ids are unique");
+            let names: std::collections::HashSet<_> =
+                expansion.cells.iter().map(|c| &c.name).collect();
+            prop_assert_eq!(names.len(), expansion.cells.len(), "names are unique");
+            for cell in &expansion.cells {
+                prop_assert_eq!(&cell.settings.canonical().0, &cell.settings, "cells are canonical");
+            }
+            for collapsed in &expansion.collapsed {
+                prop_assert!(expansion.find(&collapsed.into).is_some());
+            }
+        }
     }
 }

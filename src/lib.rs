@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod cli;
 pub mod data;
 pub mod fingerprint;
 pub mod grid;

@@ -1,0 +1,624 @@
+//! Drives the real `rlaif` binary: validate, plan and render on good and bad experiment
+//! files. Each configuration mistake has its own test asserting the message and the
+//! line it points at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rlaif(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlaif"))
+        .args(args)
+        .output()
+        .expect("the rlaif binary runs")
+}
+
+/// An experiment file written into a fresh folder; `{fixtures}` stands for the fixture
+/// folder.
+struct Experiment {
+    _dir: TempDir,
+    path: PathBuf,
+}
+
+impl Experiment {
+    fn new(yaml: &str) -> Experiment {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.yaml");
+        let text = yaml.replace("{fixtures}", &fixtures().display().to_string());
+        std::fs::write(&path, text).unwrap();
+        Experiment { _dir: dir, path }
+    }
+
+    fn run(&self, command: &str, extra: &[&str]) -> Output {
+        let path = self.path.display().to_string();
+        let mut args = vec![command, path.as_str()];
+        args.extend_from_slice(extra);
+        rlaif(&args)
+    }
+
+    /// Runs `validate`, expects exit code 2, and returns stderr.
+    fn refused(&self) -> String {
+        let output = self.run("validate", &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+        assert!(output.stdout.is_empty(), "nothing on stdout when refused");
+        stderr
+    }
+}
+
+const GOOD: &str = "\
+name: demo
+task: summarization
+dataset: { format: pairs, path: {fixtures}/pairs.jsonl }
+exemplars: { format: pairs, path: {fixtures}/exemplars.jsonl }
+labelers:
+  sim: { backend: simulated, accuracy: 0.8 }
+grid:
+  preamble: [base, detailed]
+  few_shot: [0, 1]
+  cot: [false, true]
+  self_consistency: [{samples: 1, temperature: 0.0}, {samples: 4, temperature: 0.5}]
+";
+
+/// Asserts that `stderr` holds a problem at `line` whose text contains `message`.
+#[track_caller]
+fn assert_problem(stderr: &str, line: usize, message: &str) {
+    let located = stderr
+        .lines()
+        .filter(|text| text.contains("exp.yaml:"))
+        .any(|text| text.contains(&format!("exp.yaml:{line}:")) && text.contains(message));
+    assert!(
+        located,
+        "expected a problem at line {line} containing {message:?}; stderr was:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_good_experiment_validates() {
+    let output = Experiment::new(GOOD).run("validate", &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // 2 preambles x 2 few-shot x 2 cot x 2 sc = 16; the 4 no-CoT cells with sampling
+    // collapse into their greedy twins.
+    assert!(
+        stdout.contains("12 cells (4 collapsed, 0 excluded), 8 examples"),
+        "{stdout}"
+    );
+}
+
+mod mistakes {
+    use super::*;
+
+    #[test]
+    fn yaml_syntax_error() {
+        let stderr = Experiment::new("name: demo\ngrid: { few_shot: [0, 1 }\n").refused();
+        assert_problem(&stderr, 2, "YAML syntax error");
+    }
+
+    #[test]
+    fn empty_file() {
+        let stderr = Experiment::new("\n").refused();
+        assert_problem(&stderr, 1, "the experiment file is empty");
+    }
+
+    #[test]
+    fn unknown_top_level_key_suggests_the_right_one() {
+        let stderr = Experiment::new(&format!("{GOOD}position_debais: both\n")).refused();
+        assert_problem(
+            &stderr,
+            12,
+            "unknown key `position_debais` in the experiment",
+        );
+        assert!(
+            stderr.contains("did you mean `position_debias`?"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn unknown_grid_key_suggests_the_right_one() {
+        let yaml = GOOD.replace(
+            "  cot: [false, true]",
+            "  chain_of_thought: [false, true]\n  preambel: [base]",
+        );
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 10, "unknown key `chain_of_thought` in `grid`");
+        assert_problem(&stderr, 11, "unknown key `preambel` in `grid`");
+        assert!(stderr.contains("did you mean `preamble`?"), "{stderr}");
+        assert!(
+            stderr.contains("2 problems"),
+            "all problems at once: {stderr}"
+        );
+    }
+
+    #[test]
+    fn unknown_labeler_key() {
+        let yaml = GOOD.replace("accuracy: 0.8", "accuracy: 0.8, acuracy: 0.9");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 6, "unknown key `acuracy` in labeler `sim`");
+        assert!(stderr.contains("did you mean `accuracy`?"), "{stderr}");
+    }
+
+    #[test]
+    fn key_of_another_backend() {
+        let yaml = GOOD.replace("accuracy: 0.8", "accuracy: 0.8, base_url: \"http://x\"");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 6, "`base_url` does not apply to labeler `sim`");
+    }
+
+    #[test]
+    fn unknown_labeler_in_grid() {
+        let stderr = Experiment::new(&format!("{GOOD}  labeler: [sim, simm]\n")).refused();
+        assert_problem(&stderr, 12, "unknown labeler `simm`");
+        assert!(stderr.contains("did you mean `sim`?"), "{stderr}");
+    }
+
+    #[test]
+    fn unknown_backend() {
+        let yaml = GOOD.replace("backend: simulated", "backend: vllm");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 6, "unknown backend `vllm`");
+        assert!(stderr.contains("openai, embedded, simulated"), "{stderr}");
+    }
+
+    #[test]
+    fn unknown_embedded_model() {
+        let yaml = GOOD.replace(
+            "sim: { backend: simulated, accuracy: 0.8 }",
+            "sim: { backend: embedded, model: smollm2-136m }",
+        );
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 6, "unknown embedded model `smollm2-136m`");
+        assert!(stderr.contains("did you mean `smollm2-135m`?"), "{stderr}");
+    }
+
+    #[test]
+    fn unknown_task() {
+        let yaml = GOOD.replace("task: summarization", "task: sumarization");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 2, "unknown task `sumarization`");
+        assert!(stderr.contains("did you mean `summarization`?"), "{stderr}");
+    }
+
+    #[test]
+    fn unknown_preamble_lists_the_styles() {
+        let yaml = GOOD.replace("[base, detailed]", "[base, detailled]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 8, "unknown preamble style `detailled`");
+        assert!(stderr.contains("base, detailed"), "{stderr}");
+        assert!(stderr.contains("preamble_detailled.j2"), "{stderr}");
+    }
+
+    #[test]
+    fn unknown_data_format() {
+        let yaml = GOOD.replace(
+            "format: pairs, path: {fixtures}/pairs",
+            "format: pair, path: {fixtures}/pairs",
+        );
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 3, "unknown data format `pair`");
+        assert!(stderr.contains("did you mean `pairs`?"), "{stderr}");
+    }
+
+    #[test]
+    fn empty_axis() {
+        let yaml = GOOD.replace("few_shot: [0, 1]", "few_shot: []");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 9, "axis `few_shot` is empty");
+    }
+
+    #[test]
+    fn duplicate_axis_value() {
+        let yaml = GOOD.replace("few_shot: [0, 1]", "few_shot: [0, 1, 0]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 9, "0 appears twice in `grid.few_shot`");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let yaml = GOOD.replace("few_shot: [0, 1]", "few_shot: [0, two]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 9, "invalid type: string \"two\"");
+        assert!(stderr.contains("write a whole number"), "{stderr}");
+    }
+
+    #[test]
+    fn scalar_where_a_list_belongs() {
+        let yaml = GOOD.replace("cot: [false, true]", "cot: true");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 10, "expected a sequence");
+        assert!(stderr.contains("an axis is a list"), "{stderr}");
+    }
+
+    #[test]
+    fn negative_temperature() {
+        let yaml = GOOD.replace("temperature: 0.5", "temperature: -0.5");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 11, "temperature -0.5 is negative");
+    }
+
+    #[test]
+    fn zero_samples() {
+        let yaml = GOOD.replace("samples: 4", "samples: 0");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 11, "samples is 0");
+    }
+
+    #[test]
+    fn negative_few_shot() {
+        let yaml = GOOD.replace("few_shot: [0, 1]", "few_shot: [0, -1]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 9, "few_shot -1 is negative");
+    }
+
+    #[test]
+    fn few_shot_larger_than_the_pool() {
+        let yaml = GOOD.replace("few_shot: [0, 1]", "few_shot: [0, 1, 4]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 9, "few_shot 4 is more than the 3 usable exemplars");
+    }
+
+    #[test]
+    fn few_shot_without_a_pool() {
+        let yaml = GOOD.replace(
+            "exemplars: { format: pairs, path: {fixtures}/exemplars.jsonl }\n",
+            "",
+        );
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 8, "few_shot 1 needs exemplars");
+    }
+
+    #[test]
+    fn missing_data_file() {
+        let yaml = GOOD.replace("pairs.jsonl", "missing.jsonl");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 3, "data file `");
+        assert!(stderr.contains("missing.jsonl` not found"), "{stderr}");
+    }
+
+    #[test]
+    fn exemplars_overlapping_the_dataset() {
+        let yaml = GOOD.replace("exemplars.jsonl", "pairs.jsonl");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 4, "exemplar(s) are also evaluated examples");
+    }
+
+    #[test]
+    fn missing_required_keys_are_all_reported() {
+        let stderr = Experiment::new("name: demo\ngrid: { few_shot: [0] }\n").refused();
+        assert!(stderr.contains("the experiment has no `task`"), "{stderr}");
+        assert!(
+            stderr.contains("the experiment has no `dataset`"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("the experiment has no `labelers`"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn unsafe_experiment_name() {
+        let yaml = GOOD.replace("name: demo", "name: ../../etc");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 1, "name `../../etc` cannot name a results folder");
+    }
+
+    #[test]
+    fn exclude_with_an_unknown_axis() {
+        let stderr = Experiment::new(&format!(
+            "{GOOD}exclude:\n  - {{ cot: false, fewshot: 1 }}\n"
+        ))
+        .refused();
+        assert_problem(&stderr, 13, "unknown axis `fewshot`");
+        assert!(stderr.contains("did you mean `few_shot`?"), "{stderr}");
+    }
+
+    #[test]
+    fn user_axis_named_like_a_template_variable() {
+        let stderr =
+            Experiment::new(&format!("{GOOD}  vars: {{ context: [x], tone: [] }}\n")).refused();
+        assert_problem(
+            &stderr,
+            12,
+            "user axis `context` cannot be a template variable",
+        );
+        assert_problem(&stderr, 12, "user axis `tone` is empty");
+    }
+
+    #[test]
+    fn undefined_variable_in_a_user_template_names_the_template_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("summarization");
+        std::fs::create_dir(&task).unwrap();
+        std::fs::write(
+            task.join("preamble_friendly.j2"),
+            "Hello.\nPlease be {{ tone }}.\n",
+        )
+        .unwrap();
+        let yaml = GOOD.replace("[base, detailed]", "[friendly]")
+            + &format!("templates: {}\n", dir.path().display());
+        let stderr = Experiment::new(&yaml).refused();
+        assert!(stderr.contains("preamble_friendly.j2:2"), "{stderr}");
+        assert!(stderr.contains("undefined value `tone`"), "{stderr}");
+    }
+
+    #[test]
+    fn template_syntax_error_names_the_template_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("summarization");
+        std::fs::create_dir(&task).unwrap();
+        std::fs::write(task.join("preamble_broken.j2"), "One.\nTwo {% if %}.\n").unwrap();
+        let yaml = GOOD.replace("[base, detailed]", "[broken]")
+            + &format!("templates: {}\n", dir.path().display());
+        let stderr = Experiment::new(&yaml).refused();
+        assert!(stderr.contains("preamble_broken.j2:2"), "{stderr}");
+        assert!(stderr.contains("syntax error"), "{stderr}");
+    }
+
+    #[test]
+    fn a_user_preamble_style_is_added_by_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("summarization");
+        std::fs::create_dir(&task).unwrap();
+        std::fs::write(task.join("preamble_terse.j2"), "Pick the better summary.\n").unwrap();
+        let yaml = GOOD.replace("[base, detailed]", "[base, terse]")
+            + &format!("templates: {}\n", dir.path().display());
+        let experiment = Experiment::new(&yaml);
+        let output = experiment.run("render", &["--cell", "terse/0-shot/sim", "--example", "0"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("Pick the better summary."));
+    }
+
+    #[test]
+    fn api_key_written_in_place_of_its_variable_is_not_echoed() {
+        let yaml = GOOD.replace(
+            "sim: { backend: simulated, accuracy: 0.8 }",
+            "sim: { backend: openai, base_url: \"http://127.0.0.1:9/v1\", model: m, api_key_env: sk-live-abcdef123456 }",
+        );
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 6, "`api_key_env` looks like an API key");
+        assert!(
+            !stderr.contains("abcdef123456"),
+            "the key is never echoed: {stderr}"
+        );
+    }
+
+    #[test]
+    fn missing_experiment_file() {
+        let output = rlaif(&["validate", "/nonexistent/exp.yaml"]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot read experiment file /nonexistent/exp.yaml"),
+            "{stderr}"
+        );
+    }
+}
+
+mod commands {
+    use super::*;
+
+    #[test]
+    fn plan_json_follows_the_contract() {
+        let output = Experiment::new(GOOD).run("plan", &["--format", "json"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let cells = plan["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), 12);
+        for cell in cells {
+            assert!(cell["name"].is_string() && cell["id"].is_string());
+            assert!(cell["settings"].is_object());
+        }
+        let collapsed = plan["collapsed"].as_array().unwrap();
+        assert_eq!(collapsed.len(), 4);
+        assert!(
+            collapsed[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("without chain-of-thought")
+        );
+        // 8 examples x 2 orders: no-CoT cells make 1 call, greedy CoT 2, sc4 8 per order.
+        // Cells: 4 no-CoT (16 each), 4 greedy CoT (32 each), 4 sc4 (128 each).
+        assert_eq!(plan["calls"], 4 * 16 + 4 * 32 + 4 * 128);
+        assert!(plan["prompt_tokens"].as_u64().unwrap() > 0);
+        let first = &cells[0];
+        assert_eq!(first["name"], "base/0-shot/sim");
+        assert_eq!(first["calls"], 16);
+    }
+
+    #[test]
+    fn plan_text_names_cells_and_collapses() {
+        let output = Experiment::new(GOOD).run("plan", &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success());
+        assert!(
+            stdout.contains("detailed/1-shot/cot/sc4@0.5/sim"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("base/0-shot/sc4@0.5/sim") || stdout.contains("-> base/0-shot/sim"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn render_prints_only_the_prompt() {
+        let experiment = Experiment::new(GOOD);
+        let output = experiment.run(
+            "render",
+            &["--cell", "base/0-shot/sim", "--example", "fx-02"],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let ab = String::from_utf8(output.stdout).unwrap();
+        assert!(ab.ends_with("Preferred Summary="), "{ab}");
+        assert!(ab.contains("landlord wants to raise the rent"));
+        let output = experiment.run(
+            "render",
+            &[
+                "--cell",
+                "base/0-shot/sim",
+                "--example",
+                "fx-02",
+                "--order",
+                "ba",
+            ],
+        );
+        let ba = String::from_utf8(output.stdout).unwrap();
+        assert_ne!(ab, ba);
+        // In order ab response a comes first; in ba it comes second.
+        let a = "Got a cat and it keeps knocking things off the table.";
+        let b = "Landlord wants a 30% rent increase";
+        assert!(ab.find(a).unwrap() < ab.find(b).unwrap());
+        assert!(ba.find(b).unwrap() < ba.find(a).unwrap());
+    }
+
+    #[test]
+    fn render_cot_steps() {
+        let experiment = Experiment::new(GOOD);
+        let cell = "detailed/1-shot/cot/sc4@0.5/sim";
+        let ask = experiment.run("render", &["--cell", cell, "--example", "0"]);
+        assert!(
+            ask.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ask.stderr)
+        );
+        let ask = String::from_utf8(ask.stdout).unwrap();
+        assert!(!ask.ends_with("Preferred Summary="), "{ask}");
+        let score = experiment.run(
+            "render",
+            &[
+                "--cell",
+                cell,
+                "--example",
+                "0",
+                "--rationale",
+                "Summary 1 is accurate.",
+            ],
+        );
+        let score = String::from_utf8(score.stdout).unwrap();
+        assert!(
+            score.starts_with(ask.trim_end()),
+            "the scoring prompt extends the request"
+        );
+        assert!(score.contains("Summary 1 is accurate."));
+        assert!(score.ends_with("Preferred Summary="));
+    }
+
+    #[test]
+    fn render_unknown_cell_suggests_one() {
+        let output =
+            Experiment::new(GOOD).run("render", &["--cell", "base/0-shot/sin", "--example", "0"]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no cell `base/0-shot/sin`"), "{stderr}");
+        assert!(
+            stderr.contains("did you mean `base/0-shot/sim`?"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn render_unknown_example() {
+        let output = Experiment::new(GOOD).run(
+            "render",
+            &["--cell", "base/0-shot/sim", "--example", "nope"],
+        );
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no example `nope`"), "{stderr}");
+    }
+
+    #[test]
+    fn template_syntax_in_data_stays_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = serde_json::json!({
+            "id": "inj-1",
+            "context": "POST: {{ 7 * 7 }} and {% if true %}yes{% endif %} {{ undefined_thing }}",
+            "response_a": "{{ context }}",
+            "response_b": "plain",
+            "label": "a"
+        });
+        std::fs::write(dir.path().join("pairs.jsonl"), format!("{line}\n")).unwrap();
+        let yaml = format!(
+            "name: inj\ntask: summarization\ndataset: {{ format: pairs, path: {}/pairs.jsonl }}\nlabelers: {{ sim: {{ backend: simulated }} }}\n",
+            dir.path().display()
+        );
+        let experiment = Experiment::new(&yaml);
+        let output = experiment.run(
+            "render",
+            &["--cell", "base/0-shot/sim", "--example", "inj-1"],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let prompt = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            prompt.contains("{{ 7 * 7 }} and {% if true %}yes{% endif %} {{ undefined_thing }}"),
+            "{prompt}"
+        );
+        assert!(prompt.contains("{{ context }}"));
+        assert!(!prompt.contains("49"));
+    }
+
+    #[test]
+    fn usage_errors_exit_with_2() {
+        let output = rlaif(&["plan"]);
+        assert_eq!(output.status.code(), Some(2));
+        let output = rlaif(&["frobnicate"]);
+        assert_eq!(output.status.code(), Some(2));
+    }
+}
+
+mod shipped_experiments {
+    use super::*;
+
+    #[test]
+    fn every_experiment_in_the_repository_validates() {
+        let mut checked = 0;
+        for entry in std::fs::read_dir(repo().join("experiments")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                let output = rlaif(&["validate", path.to_str().unwrap()]);
+                assert!(
+                    output.status.success(),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 3,
+            "expected the three shipped experiments, found {checked}"
+        );
+    }
+}
