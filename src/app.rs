@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command, OrderArg, PlanFormat};
 use crate::plan;
 use crate::prepare::{self, PrepareError, Prepared};
 use crate::prompt::{Order, PromptError};
+use crate::runner::{self, RunError, RunOptions};
 use crate::spec::validate::suggest;
 
 /// Why a command failed.
@@ -36,15 +37,42 @@ pub enum AppError {
         "the prompt for `{cell}` has no rationale step (--rationale applies to chain-of-thought cells)"
     )]
     NoRationaleStep { cell: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The run finished, but some calls failed (their examples are recorded as such).
+    CallsFailed,
+    /// Stopped by Ctrl-C; rerunning the same command resumes.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::CallsFailed => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
 }
 
 impl AppError {
     /// The process exit code: 2 for bad input (nothing was run), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Output(_) => 1,
+            AppError::Output(_) | AppError::Runtime(_) => 1,
+            // A labeler that fails its preflight means nothing was sent: fix and rerun.
+            AppError::Run(RunError::Preflight { .. } | RunError::Build(_)) => 2,
+            AppError::Run(_) => 1,
             _ => 2,
         }
     }
@@ -57,9 +85,11 @@ fn hint_suffix(hint: &Option<String>) -> String {
 }
 
 /// Runs one command.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), AppError> {
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
+    let written =
+        |result: std::io::Result<()>| result.map(|()| Outcome::Success).map_err(AppError::Output);
     match cli.command {
-        Command::Validate { file } => validate(&file, out),
+        Command::Validate { file } => validate(&file, out).map(|()| Outcome::Success),
         Command::Plan { file, format } => {
             let prepared = prepare::prepare(&file)?;
             let plan = plan::plan(&prepared)?;
@@ -67,7 +97,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), AppError> {
                 PlanFormat::Text => plan.to_text(),
                 PlanFormat::Json => plan.to_json() + "\n",
             };
-            out.write_all(text.as_bytes()).map_err(AppError::Output)
+            written(out.write_all(text.as_bytes()))
         }
         Command::Render {
             file,
@@ -78,9 +108,67 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), AppError> {
         } => {
             let prepared = prepare::prepare(&file)?;
             let text = render(&prepared, &cell, &example, order, rationale.as_deref())?;
-            out.write_all(text.as_bytes()).map_err(AppError::Output)
+            written(out.write_all(text.as_bytes()))
         }
+        Command::Run {
+            file,
+            results,
+            fresh,
+            quiet,
+        } => run_experiment(
+            &file,
+            &RunOptions {
+                results,
+                fresh,
+                quiet,
+            },
+            out,
+        ),
     }
+}
+
+fn run_experiment(
+    file: &Path,
+    options: &RunOptions,
+    out: &mut dyn Write,
+) -> Result<Outcome, AppError> {
+    let prepared = prepare::prepare(file)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let outcome = runtime.block_on(runner::run(&prepared, options))?;
+    if outcome.interrupted {
+        eprintln!(
+            "rlaif: interrupted; {} judgments are saved in {}. Resume with: rlaif run {}{}",
+            outcome.judged,
+            outcome.run_dir.display(),
+            file.display(),
+            if options.results == Path::new("results") {
+                String::new()
+            } else {
+                format!(" --results {}", options.results.display())
+            }
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    write!(out, "{}", outcome.table).map_err(AppError::Output)?;
+    writeln!(
+        out,
+        "\nreport: {}\nsummary: {}",
+        outcome.run_dir.join("report.md").display(),
+        outcome.run_dir.join("summary.json").display()
+    )
+    .map_err(AppError::Output)?;
+    if outcome.failed > 0 {
+        eprintln!(
+            "rlaif: {} judgments failed (see failure in {}); rerun the same command to retry them",
+            outcome.failed,
+            outcome.run_dir.join("judgments.jsonl").display()
+        );
+        return Ok(Outcome::CallsFailed);
+    }
+    Ok(Outcome::Success)
 }
 
 fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {

@@ -45,6 +45,22 @@ pub enum Command {
         #[arg(long)]
         rationale: Option<String>,
     },
+
+    /// Run every cell over every example and rank the cells; resumes an earlier run of
+    /// the same file.
+    Run {
+        /// The experiment file (YAML).
+        file: PathBuf,
+        /// The results root.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Start a new run folder instead of resuming the last run of this file.
+        #[arg(long)]
+        fresh: bool,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

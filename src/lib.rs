@@ -8,12 +8,17 @@
 
 pub mod app;
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod data;
 pub mod fingerprint;
 pub mod grid;
+pub mod metrics;
 pub mod plan;
 pub mod prepare;
+pub mod procedure;
 pub mod prompt;
+pub mod report;
+pub mod runner;
 pub mod spec;
 pub mod yaml;

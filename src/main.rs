@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let result = app::run(cli, &mut out);
     let _ = out.flush();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(error) => {
             let code = error.exit_code();
             // `{:#}` prints the whole chain of causes, each once.

@@ -75,6 +75,39 @@ pub enum LabelerConfig {
 }
 
 impl LabelerConfig {
+    /// The settings that can change a labeler's answers, without the operational ones
+    /// (URLs, concurrency, timeouts, retries, the key's variable, prices): moving to
+    /// another server of the same model is the same run.
+    pub fn answer_settings(&self) -> serde_json::Value {
+        match self {
+            LabelerConfig::Openai {
+                api,
+                model,
+                mode,
+                max_rationale_tokens,
+                top_k,
+                ..
+            } => serde_json::json!({
+                "backend": "openai", "api": api, "model": model, "mode": mode,
+                "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
+            }),
+            LabelerConfig::Embedded {
+                model,
+                path,
+                chat,
+                max_rationale_tokens,
+                top_k,
+                ..
+            } => serde_json::json!({
+                "backend": "embedded", "model": model, "path": path, "chat": chat,
+                "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
+            }),
+            LabelerConfig::Simulated { .. } => {
+                serde_json::to_value(self).expect("labeler settings serialize to JSON")
+            }
+        }
+    }
+
     /// The backend's name as the experiment file spells it.
     pub fn backend(&self) -> &'static str {
         match self {

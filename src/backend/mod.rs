@@ -1,6 +1,237 @@
-//! Labeler backends. This stage so far owns the labeler settings an experiment declares;
-//! the backends that act on them come with `rlaif run`.
+//! Labeler backends: what a labeler can be asked, and the servers and models that answer.
+//!
+//! A [`Labeler`] answers two kinds of call: [`ScoreRequest`] (the alternatives for the
+//! next token after a prompt, from which the procedure reads the preference) and
+//! [`GenerateRequest`] (a chain-of-thought rationale). Backends declare what they can do
+//! in [`Capabilities`]; a server without log-probabilities is used in parsed mode, where
+//! sampled answers are counted instead ([`Scored::Votes`]).
+//!
+//! Backends know nothing of cells, caching or results: the cache wraps them
+//! ([`crate::cache`]), and the procedure turns their answers into preferences.
 
 pub mod config;
+pub mod openai;
+pub mod retry;
+pub mod simulated;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 pub use config::{Api, EMBEDDED_MODELS, LabelerConfig, Mode, Price};
+
+/// A boxed future, so that labelers can sit behind `dyn Labeler`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a labeler can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Returns next-token log-probabilities, so a preference is read in one call.
+    pub logprobs: bool,
+    /// Samples text at a temperature (chain-of-thought, self-consistency).
+    pub sampling: bool,
+    /// Scores by sampling answers and counting them (for servers without log-probs).
+    pub parsed: bool,
+}
+
+/// Ask for the alternatives of the one token that follows `prompt`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    pub prompt: String,
+    /// How many alternatives to return (log-prob mode), or answers to sample (parsed).
+    pub alternatives: u32,
+}
+
+/// Ask for a rationale: text sampled after `prompt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    pub max_tokens: u32,
+    /// 0 decodes greedily.
+    pub temperature: f64,
+    pub top_k: u32,
+    /// Which self-consistency sample this is; with the seed it makes sampling
+    /// reproducible and names the sample in the cache.
+    pub sample: u32,
+    pub seed: u64,
+    /// Generation stops before any of these.
+    pub stop: Vec<String>,
+}
+
+/// Tokens a call consumed, as the backend counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
+/// The answer to a [`ScoreRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Scored {
+    /// The top alternatives for the next token with their natural-log probabilities, as
+    /// the backend returned them (token text verbatim, e.g. `"1"` or `" 1"`).
+    Logprobs { top: Vec<(String, f64)> },
+    /// Parsed mode: how many sampled answers chose slot 1, slot 2, or neither.
+    Votes {
+        first: u32,
+        second: u32,
+        neither: u32,
+    },
+}
+
+/// A scored prompt and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scoring {
+    pub scored: Scored,
+    pub usage: Usage,
+}
+
+/// A generated rationale and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub usage: Usage,
+    /// Why generation stopped (`stop`, `length`), when the backend says.
+    pub finish_reason: Option<String>,
+}
+
+/// Ground truth a simulated labeler may read; real backends ignore it. It is not part of
+/// any request, so it never reaches a server or a cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Truth {
+    pub example_id: String,
+    /// The slot (1 or 2) of the response people preferred in the prompt as shown, with
+    /// the task's polarity applied; `None` for a tie.
+    pub preferred_slot: Option<u8>,
+}
+
+/// Why a call failed. Retryable kinds have been retried before they reach the caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallError {
+    #[error("{server} answered HTTP {status}: {message}")]
+    Status {
+        server: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{server} did not answer within {seconds}s")]
+    Timeout { server: String, seconds: u64 },
+    #[error("cannot connect to {server}: {message}")]
+    Connect { server: String, message: String },
+    #[error("{server} sent a response that cannot be read: {message}")]
+    Malformed { server: String, message: String },
+    #[error("{server} returned no log-probabilities ({hint})")]
+    NoLogprobs { server: String, hint: String },
+    #[error(
+        "{server} does not serve model `{model}` (it serves: {served}; fix `model:` in the labeler)"
+    )]
+    ModelNotServed {
+        server: String,
+        model: String,
+        served: String,
+    },
+    #[error("the labeler cannot do this: {message}")]
+    Unsupported { message: String },
+    #[error("the run was interrupted")]
+    Cancelled,
+}
+
+impl CallError {
+    /// A short name for counting failures by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Status { status: 429, .. } => "rate_limited",
+            CallError::Status { status, .. } if *status >= 500 => "server_error",
+            CallError::Status { .. } => "rejected",
+            CallError::Timeout { .. } => "timeout",
+            CallError::Connect { .. } => "connect",
+            CallError::Malformed { .. } => "malformed",
+            CallError::NoLogprobs { .. } => "no_logprobs",
+            CallError::ModelNotServed { .. } => "model_not_served",
+            CallError::Unsupported { .. } => "unsupported",
+            CallError::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A labeler: a backend configured with one model.
+pub trait Labeler: Send + Sync + std::fmt::Debug {
+    /// What identifies this labeler's answers: backend, model and every setting that can
+    /// change an answer. The cache keys on it; the URL and the API key are not part of it.
+    fn identity(&self) -> &str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Checks, before any example is sent, that the labeler can serve the run (server
+    /// reachable, model listed, log-probabilities returned).
+    fn preflight(&self) -> BoxFuture<'_, Result<(), CallError>>;
+
+    fn score<'a>(
+        &'a self,
+        request: &'a ScoreRequest,
+        truth: &'a Truth,
+    ) -> BoxFuture<'a, Result<Scoring, CallError>>;
+
+    fn generate<'a>(
+        &'a self,
+        request: &'a GenerateRequest,
+        truth: &'a Truth,
+    ) -> BoxFuture<'a, Result<Generation, CallError>>;
+}
+
+/// Why a labeler could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "labeler `{name}`: environment variable {variable} is not set (export it with the API key)"
+    )]
+    MissingKey { name: String, variable: String },
+    #[error(
+        "labeler `{name}`: the embedded backend is not available yet (use `backend: openai` with a llama.cpp or vLLM server, or `backend: simulated`)"
+    )]
+    EmbeddedUnavailable { name: String },
+    #[error("labeler `{name}` is a `{backend}` labeler, not an `{expected}` one")]
+    WrongBackend {
+        name: String,
+        backend: &'static str,
+        expected: &'static str,
+    },
+    #[error("cannot start the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Builds the labeler an experiment declares under `name`.
+pub fn build(
+    name: &str,
+    config: &LabelerConfig,
+    client: &reqwest::Client,
+) -> Result<Arc<dyn Labeler>, BuildError> {
+    match config {
+        LabelerConfig::Openai { .. } => {
+            Ok(Arc::new(openai::OpenAi::new(name, config, client.clone())?))
+        }
+        LabelerConfig::Simulated {
+            accuracy,
+            position_bias,
+            seed,
+        } => Ok(Arc::new(simulated::Simulated::new(
+            *accuracy,
+            *position_bias,
+            *seed,
+        ))),
+        LabelerConfig::Embedded { .. } => Err(BuildError::EmbeddedUnavailable {
+            name: name.to_owned(),
+        }),
+    }
+}

@@ -443,7 +443,11 @@ impl<'a> Checker<'a> {
 
         let max_rationale_tokens =
             self.positive(raw.max_rationale_tokens, path, "max_rationale_tokens", 512);
-        let top_k = self.positive(raw.top_k, path, "top_k", 40);
+        // 0 leaves top-k to the server: hosted APIs reject the field.
+        let top_k = match raw.top_k {
+            Some(0) => 0,
+            other => self.positive(other, path, "top_k", 40),
+        };
         let config = match backend.as_str() {
             "openai" => self.openai(raw, path, max_rationale_tokens, top_k),
             "embedded" => self.embedded(raw, path, max_rationale_tokens, top_k),

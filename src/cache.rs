@@ -1,0 +1,407 @@
+//! The call cache: every backend answer, stored in SQLite and keyed by what can change it.
+//!
+//! A [`CacheKey`] holds the labeler's identity, the kind of call and the canonical
+//! request (the sample index is part of a generation request), so re-running a file,
+//! extending its grid or adding samples pays only for calls not made before, and the same
+//! call from two cells is made once. Identical calls in flight at the same moment are
+//! coalesced: one goes to the backend, the others wait for its answer.
+//!
+//! The database runs in WAL mode and each answer is committed as it arrives, so a killed
+//! run loses at most the calls that were in flight. Failed calls are not cached.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::backend::{
+    CallError, GenerateRequest, Generation, Labeler, ScoreRequest, Scoring, Truth,
+};
+use crate::fingerprint;
+
+/// Everything that can change a backend's answer, hashed to name a cache entry.
+#[derive(Debug, Serialize)]
+pub struct CacheKey<'a, R: Serialize> {
+    pub identity: &'a str,
+    pub kind: &'static str,
+    pub request: &'a R,
+}
+
+impl<R: Serialize> CacheKey<'_, R> {
+    /// The entry's name: SHA-256 of the key's canonical JSON.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_string(self).expect("cache keys serialize to JSON");
+        fingerprint::sha256_hex(json)
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A backend call made for this request (it is paid for).
+    Backend,
+    /// The cache, or another identical request in flight at the same time.
+    Cache,
+}
+
+/// Why the cache cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot open the call cache {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the call cache {path} is damaged (move it aside to start a new one; completed judgments are kept in the run folders)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The SQLite store of answers.
+#[derive(Debug)]
+pub struct Cache {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+    in_flight: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache database at `path`.
+    pub fn open(path: &Path) -> Result<Cache, CacheError> {
+        let open_error = |source| CacheError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let connection = Connection::open(path).map_err(open_error)?;
+        let corrupt = |source| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        };
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(corrupt)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(corrupt)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(corrupt)?;
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS calls (
+                    key TEXT PRIMARY KEY,
+                    identity TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    answer TEXT NOT NULL
+                )",
+            )
+            .map_err(corrupt)?;
+        Ok(Cache {
+            path: path.to_path_buf(),
+            connection: Mutex::new(connection),
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lookup(&self, key: &str) -> Option<String> {
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        connection
+            .query_row("SELECT answer FROM calls WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    fn store(&self, key: &str, identity: &str, kind: &str, answer: &str) {
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        // A write that fails only costs a repeated call later; the answer is still used.
+        let _ = connection.execute(
+            "INSERT OR REPLACE INTO calls (key, identity, kind, answer) VALUES (?1, ?2, ?3, ?4)",
+            params![key, identity, kind, answer],
+        );
+    }
+
+    /// Entries stored, for reports and tests.
+    pub fn len(&self) -> usize {
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        connection
+            .query_row("SELECT COUNT(*) FROM calls", [], |row| row.get::<_, i64>(0))
+            .map_or(0, |count| usize::try_from(count).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The answer for `key`: from the store, from an identical call in flight, or from
+    /// `call`, whose answer is then stored.
+    async fn get_or_call<T, F>(
+        &self,
+        key: &CacheKey<'_, impl Serialize>,
+        call: F,
+    ) -> Result<Answered<T>, CallError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, CallError>>,
+    {
+        let digest = key.digest();
+        if let Some(answer) = self.lookup(&digest).and_then(|text| decode(&text)) {
+            return Ok(Answered {
+                answer,
+                origin: Origin::Cache,
+                key: digest,
+            });
+        }
+        let cell = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            in_flight.entry(digest.clone()).or_default().clone()
+        };
+        let made_here = AtomicBool::new(false);
+        let result = cell
+            .get_or_try_init(|| async {
+                made_here.store(true, Ordering::Relaxed);
+                let answer = call.await?;
+                let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
+                self.store(&digest, key.identity, key.kind, &text);
+                Ok::<String, CallError>(text)
+            })
+            .await
+            .cloned();
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight
+                .get(&digest)
+                .is_some_and(|current| Arc::ptr_eq(current, &cell))
+            {
+                in_flight.remove(&digest);
+            }
+        }
+        let text = result?;
+        let answer = decode(&text).ok_or_else(|| CallError::Malformed {
+            server: "the call cache".to_owned(),
+            message: "an entry does not decode".to_owned(),
+        })?;
+        let origin = if made_here.into_inner() {
+            Origin::Backend
+        } else {
+            Origin::Cache
+        };
+        Ok(Answered {
+            answer,
+            origin,
+            key: digest,
+        })
+    }
+}
+
+/// An answer, where it came from, and the cache key that names the call.
+#[derive(Debug, Clone)]
+pub struct Answered<T> {
+    pub answer: T,
+    pub origin: Origin,
+    pub key: String,
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text).ok()
+}
+
+/// A labeler whose calls go through the cache.
+#[derive(Debug, Clone)]
+pub struct CachedLabeler {
+    labeler: Arc<dyn Labeler>,
+    cache: Arc<Cache>,
+}
+
+impl CachedLabeler {
+    pub fn new(labeler: Arc<dyn Labeler>, cache: Arc<Cache>) -> CachedLabeler {
+        CachedLabeler { labeler, cache }
+    }
+
+    pub fn labeler(&self) -> &dyn Labeler {
+        self.labeler.as_ref()
+    }
+
+    pub async fn score(
+        &self,
+        request: &ScoreRequest,
+        truth: &Truth,
+    ) -> Result<Answered<Scoring>, CallError> {
+        let key = CacheKey {
+            identity: self.labeler.identity(),
+            kind: "score",
+            request,
+        };
+        self.cache
+            .get_or_call(&key, self.labeler.score(request, truth))
+            .await
+    }
+
+    pub async fn generate(
+        &self,
+        request: &GenerateRequest,
+        truth: &Truth,
+    ) -> Result<Answered<Generation>, CallError> {
+        let key = CacheKey {
+            identity: self.labeler.identity(),
+            kind: "generate",
+            request,
+        };
+        self.cache
+            .get_or_call(&key, self.labeler.generate(request, truth))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BoxFuture, Capabilities, Scored, Usage};
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    impl Labeler for Counting {
+        fn identity(&self) -> &str {
+            "counting"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                logprobs: true,
+                sampling: true,
+                parsed: false,
+            }
+        }
+        fn preflight(&self) -> BoxFuture<'_, Result<(), CallError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn score<'a>(
+            &'a self,
+            request: &'a ScoreRequest,
+            _truth: &'a Truth,
+        ) -> BoxFuture<'a, Result<Scoring, CallError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if request.prompt == "fail" {
+                    return Err(CallError::Cancelled);
+                }
+                Ok(Scoring {
+                    scored: Scored::Logprobs {
+                        top: vec![("1".into(), -0.1)],
+                    },
+                    usage: Usage::default(),
+                })
+            })
+        }
+        fn generate<'a>(
+            &'a self,
+            _request: &'a GenerateRequest,
+            _truth: &'a Truth,
+        ) -> BoxFuture<'a, Result<Generation, CallError>> {
+            Box::pin(async { Err(CallError::Cancelled) })
+        }
+    }
+
+    fn request(prompt: &str) -> ScoreRequest {
+        ScoreRequest {
+            prompt: prompt.to_owned(),
+            alternatives: 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_is_paid_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.sqlite");
+        let backend = Arc::new(Counting::default());
+        let labeler = CachedLabeler::new(backend.clone(), Arc::new(Cache::open(&path).unwrap()));
+        let truth = Truth::default();
+        let first = labeler.score(&request("p"), &truth).await.unwrap().origin;
+        let second = labeler.score(&request("p"), &truth).await.unwrap().origin;
+        assert_eq!((first, second), (Origin::Backend, Origin::Cache));
+        drop(labeler);
+        let reopened = CachedLabeler::new(backend.clone(), Arc::new(Cache::open(&path).unwrap()));
+        let third = reopened.score(&request("p"), &truth).await.unwrap().origin;
+        assert_eq!(third, Origin::Cache);
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn identical_calls_in_flight_are_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Counting::default());
+        let cache = Arc::new(Cache::open(&dir.path().join("c.sqlite")).unwrap());
+        let labeler = CachedLabeler::new(backend.clone(), cache);
+        let truth = Truth::default();
+        let request = request("same");
+        let answers =
+            futures::future::join_all((0..8).map(|_| labeler.score(&request, &truth))).await;
+        let paid = answers
+            .iter()
+            .filter(|answer| answer.as_ref().unwrap().origin == Origin::Backend)
+            .count();
+        assert_eq!(paid, 1);
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Counting::default());
+        let cache = Arc::new(Cache::open(&dir.path().join("c.sqlite")).unwrap());
+        let labeler = CachedLabeler::new(backend.clone(), cache.clone());
+        let truth = Truth::default();
+        assert!(labeler.score(&request("fail"), &truth).await.is_err());
+        assert!(labeler.score(&request("fail"), &truth).await.is_err());
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 2);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn keys_differ_by_identity_kind_and_request() {
+        let a = CacheKey {
+            identity: "x",
+            kind: "score",
+            request: &request("p"),
+        }
+        .digest();
+        let b = CacheKey {
+            identity: "y",
+            kind: "score",
+            request: &request("p"),
+        }
+        .digest();
+        let c = CacheKey {
+            identity: "x",
+            kind: "score",
+            request: &request("q"),
+        }
+        .digest();
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,509 @@
+//! The labeling procedure (DESIGN §1): what one cell does to one example.
+//!
+//! Each order is scored (after chain-of-thought rationales, averaged over
+//! self-consistency samples when the cell has them), the orders' distributions are
+//! mapped back to (a, b) through the order and the task's polarity and averaged, and the
+//! AI choice is the side above one half. [`read_preference`] and [`combine`] are pure; the
+//! calls go through a [`CachedLabeler`].
+
+use std::time::Instant;
+
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{CallError, GenerateRequest, ScoreRequest, Scored, Truth, Usage};
+use crate::cache::{Answered, CachedLabeler, Origin};
+use crate::data::{Example, Label};
+use crate::fingerprint;
+use crate::grid::Cell;
+use crate::prompt::{CellPrompts, Order, Polarity, Prompt};
+use crate::spec::PositionDebias;
+
+/// The digits a labeler answers with.
+pub const CHOICES: [&str; 2] = ["1", "2"];
+
+/// One self-consistency sample of one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleJudgment {
+    /// The rationale as scored (chain-of-thought cells only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    /// The labeler's probability of answering "1" (slot 1), before polarity.
+    pub p_first: f64,
+    /// Probability mass the labeler put on the choice tokens together; low mass means
+    /// it mostly wanted to say something else.
+    pub choice_mass: f64,
+    /// Choice tokens absent from the returned alternatives; their mass was bounded by
+    /// the smallest returned alternative, never taken as zero.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+/// One order of one example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderJudgment {
+    pub order: Order,
+    /// The mean of the samples' `p_first`.
+    pub p_first: f64,
+    pub samples: Vec<SampleJudgment>,
+}
+
+/// Why an example could not be judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: String,
+    pub message: String,
+}
+
+/// What one cell made of one example: a line of `judgments.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgment {
+    /// The cell's id.
+    pub cell: String,
+    pub cell_name: String,
+    /// The example's id.
+    pub example: String,
+    pub orders: Vec<OrderJudgment>,
+    /// Probability that response a is preferred, after polarity and debiasing; `None`
+    /// when the example failed.
+    pub p_a: Option<f64>,
+    pub ai: Option<Label>,
+    pub human: Label,
+    /// Agreement with the human label: 1, 0.5 (a tie on either side) or 0.
+    pub score: Option<f64>,
+    /// The longer response (by characters); `None` when both are as long.
+    pub longer: Option<Label>,
+    /// The human label's confidence where the data has one (TL;DR: 1-9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_confidence: Option<f64>,
+    /// Backend calls this judgment needs, whether paid now or answered by the cache:
+    /// the cost of the configuration, the same however often a run is resumed.
+    pub calls: u32,
+    /// Tokens of those calls, as the backend counted them when it answered.
+    pub usage: Usage,
+    /// Cache keys of those calls (shortened), so that calls shared between cells can
+    /// be counted once.
+    pub call_keys: Vec<String>,
+    /// Calls actually sent to the backend for this judgment in this run.
+    pub paid_calls: u32,
+    /// Wall time spent on this example, in milliseconds.
+    pub latency_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// How one cell labels: everything fixed for the cell's examples.
+#[derive(Debug)]
+pub struct Procedure<'a> {
+    pub cell: &'a Cell,
+    pub prompts: &'a CellPrompts<'a>,
+    pub labeler: &'a CachedLabeler,
+    pub polarity: Polarity,
+    pub position_debias: PositionDebias,
+    pub seed: u64,
+    pub max_rationale_tokens: u32,
+    pub top_k: u32,
+    /// Alternatives asked for at the scoring position (or answers sampled, parsed mode).
+    pub alternatives: u32,
+}
+
+/// Counts of what a judgment cost.
+#[derive(Debug, Default)]
+struct Cost {
+    calls: u32,
+    paid_calls: u32,
+    usage: Usage,
+    call_keys: Vec<String>,
+}
+
+impl Cost {
+    fn add<T>(&mut self, answered: &Answered<T>, usage: Usage) {
+        self.calls += 1;
+        self.usage += usage;
+        self.call_keys.push(answered.key[..16].to_owned());
+        if answered.origin == Origin::Backend {
+            self.paid_calls += 1;
+        }
+    }
+
+    fn absorb(&mut self, other: Cost) {
+        self.calls += other.calls;
+        self.paid_calls += other.paid_calls;
+        self.usage += other.usage;
+        self.call_keys.extend(other.call_keys);
+    }
+}
+
+impl Procedure<'_> {
+    /// The orders `example` is shown in.
+    pub fn orders(&self, example: &Example) -> Vec<Order> {
+        match self.position_debias {
+            PositionDebias::Both => Order::ALL.to_vec(),
+            PositionDebias::None => vec![Order::Ab],
+            PositionDebias::Random => {
+                let draw = fingerprint::hash_u64(format!("{}:order:{}", self.seed, example.id));
+                vec![if draw % 2 == 0 { Order::Ab } else { Order::Ba }]
+            }
+        }
+    }
+
+    /// Labels one example. Failures are recorded in the judgment, never raised.
+    pub async fn label(&self, example: &Example) -> Judgment {
+        let started = Instant::now();
+        let orders = self.orders(example);
+        let results =
+            futures::future::join_all(orders.iter().map(|&order| self.label_order(example, order)))
+                .await;
+
+        let mut cost = Cost::default();
+        let mut judged = Vec::new();
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok((order, order_cost)) => {
+                    cost.absorb(order_cost);
+                    judged.push(order);
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        let p_a = match failure {
+            None => Some(combine(&judged, self.polarity)),
+            Some(_) => None,
+        };
+        let ai = p_a.map(choice);
+        Judgment {
+            cell: self.cell.id.clone(),
+            cell_name: self.cell.name.clone(),
+            example: example.id.clone(),
+            orders: judged,
+            p_a,
+            ai,
+            human: example.label,
+            score: ai.map(|ai| agreement(ai, example.label)),
+            longer: longer(example),
+            human_confidence: example
+                .meta
+                .get("confidence")
+                .and_then(serde_json::Value::as_f64),
+            calls: cost.calls,
+            usage: cost.usage,
+            call_keys: cost.call_keys,
+            paid_calls: cost.paid_calls,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            failure,
+        }
+    }
+
+    async fn label_order(
+        &self,
+        example: &Example,
+        order: Order,
+    ) -> Result<(OrderJudgment, Cost), Failure> {
+        let prompt = self
+            .prompts
+            .render(example, order)
+            .map_err(|error| Failure {
+                kind: "template".to_owned(),
+                message: error.to_string(),
+            })?;
+        let truth = Truth {
+            example_id: example.id.clone(),
+            preferred_slot: self.polarity.choice_digit(example.label, order),
+        };
+        let samples = if self.cell.settings.cot {
+            let count = self.cell.settings.self_consistency.samples;
+            try_join_all((0..count).map(|sample| self.cot_sample(&prompt, sample, &truth))).await?
+        } else {
+            let text = prompt.scoring_text();
+            vec![self.score(text, None, &truth).await?]
+        };
+        let mut cost = Cost::default();
+        let mut judged = Vec::with_capacity(samples.len());
+        for (sample, sample_cost) in samples {
+            cost.absorb(sample_cost);
+            judged.push(sample);
+        }
+        let p_first = judged.iter().map(|s| s.p_first).sum::<f64>() / judged.len() as f64;
+        Ok((
+            OrderJudgment {
+                order,
+                p_first,
+                samples: judged,
+            },
+            cost,
+        ))
+    }
+
+    /// One chain-of-thought sample: generate a rationale, then score after it.
+    async fn cot_sample(
+        &self,
+        prompt: &Prompt,
+        sample: u32,
+        truth: &Truth,
+    ) -> Result<(SampleJudgment, Cost), Failure> {
+        let sc = self.cell.settings.self_consistency;
+        let request = GenerateRequest {
+            prompt: prompt.generation_text().unwrap_or_default(),
+            max_tokens: self.max_rationale_tokens,
+            temperature: sc.temperature,
+            top_k: self.top_k,
+            // Greedy decoding has one answer: every greedy sample shares one cache entry.
+            sample: if sc.temperature == 0.0 { 0 } else { sample },
+            seed: self.seed,
+            stop: vec![prompt.ending.clone()],
+        };
+        let generated = self
+            .labeler
+            .generate(&request, truth)
+            .await
+            .map_err(|error| failure(&error))?;
+        let rationale = prompt.clean_rationale(&generated.answer.text).to_owned();
+        let text = prompt.scoring_text_after(&rationale);
+        let (judged, mut cost) = self.score(text, Some(rationale), truth).await?;
+        cost.add(&generated, generated.answer.usage);
+        Ok((judged, cost))
+    }
+
+    async fn score(
+        &self,
+        prompt: String,
+        rationale: Option<String>,
+        truth: &Truth,
+    ) -> Result<(SampleJudgment, Cost), Failure> {
+        let request = ScoreRequest {
+            prompt,
+            alternatives: self.alternatives,
+        };
+        let scored = self
+            .labeler
+            .score(&request, truth)
+            .await
+            .map_err(|error| failure(&error))?;
+        let mut cost = Cost::default();
+        cost.add(&scored, scored.answer.usage);
+        let mut judged = read_preference(&scored.answer.scored)?;
+        judged.rationale = rationale;
+        Ok((judged, cost))
+    }
+}
+
+fn failure(error: &CallError) -> Failure {
+    Failure {
+        kind: error.kind().to_owned(),
+        message: error.to_string(),
+    }
+}
+
+/// The labeler's preference between slot 1 and slot 2 from one scoring answer.
+///
+/// Log-prob mode sums the probability of every variant of a choice token (`"1"`,
+/// `" 1"`); a choice token missing from the returned alternatives is given the smallest
+/// returned probability (an upper bound on its true mass) and recorded as missing.
+pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
+    match scored {
+        Scored::Logprobs { top } => {
+            let mut mass = [0.0f64; 2];
+            let mut present = [false; 2];
+            for (token, logprob) in top {
+                if let Some(index) = CHOICES.iter().position(|c| *c == token.trim()) {
+                    mass[index] += logprob.exp();
+                    present[index] = true;
+                }
+            }
+            let floor = top
+                .iter()
+                .map(|(_, logprob)| logprob.exp())
+                .fold(f64::INFINITY, f64::min);
+            if !present[0] && !present[1] {
+                return Err(Failure {
+                    kind: "no_choice_token".to_owned(),
+                    message: format!(
+                        "neither \"1\" nor \"2\" is among the {} alternatives returned",
+                        top.len()
+                    ),
+                });
+            }
+            let mut missing = Vec::new();
+            for index in 0..2 {
+                if !present[index] {
+                    mass[index] = floor;
+                    missing.push(CHOICES[index].to_owned());
+                }
+            }
+            let total = mass[0] + mass[1];
+            Ok(SampleJudgment {
+                rationale: None,
+                p_first: mass[0] / total,
+                choice_mass: total.min(1.0),
+                missing,
+            })
+        }
+        Scored::Votes {
+            first,
+            second,
+            neither,
+        } => {
+            let counted = first + second;
+            if counted == 0 {
+                return Err(Failure {
+                    kind: "no_choice_token".to_owned(),
+                    message: format!("none of the {neither} sampled answers named 1 or 2"),
+                });
+            }
+            Ok(SampleJudgment {
+                rationale: None,
+                p_first: f64::from(*first) / f64::from(counted),
+                choice_mass: f64::from(counted) / f64::from(counted + neither),
+                missing: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The probability that response a is preferred: each order's `p_first` mapped back to
+/// (a, b) through the order and the polarity, then averaged.
+pub fn combine(orders: &[OrderJudgment], polarity: Polarity) -> f64 {
+    let per_order = orders.iter().map(|judged| {
+        // The probability that slot 1 holds the preferred response.
+        let p_slot1_preferred = match polarity {
+            Polarity::Normal => judged.p_first,
+            Polarity::Inverted => 1.0 - judged.p_first,
+        };
+        match judged.order {
+            Order::Ab => p_slot1_preferred,
+            Order::Ba => 1.0 - p_slot1_preferred,
+        }
+    });
+    per_order.sum::<f64>() / orders.len().max(1) as f64
+}
+
+/// The side with probability above one half; exactly one half is a tie.
+pub fn choice(p_a: f64) -> Label {
+    if p_a > 0.5 {
+        Label::A
+    } else if p_a < 0.5 {
+        Label::B
+    } else {
+        Label::Tie
+    }
+}
+
+/// 1 when the AI agrees with people, 0 when it disagrees, 0.5 when either says tie
+/// (and 1 when both do).
+pub fn agreement(ai: Label, human: Label) -> f64 {
+    match (ai, human) {
+        (ai, human) if ai == human => 1.0,
+        (Label::Tie, _) | (_, Label::Tie) => 0.5,
+        _ => 0.0,
+    }
+}
+
+/// The longer response by characters.
+pub fn longer(example: &Example) -> Option<Label> {
+    let (a, b) = (
+        example.response_a.chars().count(),
+        example.response_b.chars().count(),
+    );
+    match a.cmp(&b) {
+        std::cmp::Ordering::Greater => Some(Label::A),
+        std::cmp::Ordering::Less => Some(Label::B),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logprobs(pairs: &[(&str, f64)]) -> Scored {
+        Scored::Logprobs {
+            top: pairs
+                .iter()
+                .map(|(token, p)| ((*token).to_owned(), p.ln()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn softmax_over_the_two_choices_sums_variants() {
+        let judged = read_preference(&logprobs(&[
+            ("1", 0.3),
+            (" 1", 0.1),
+            ("2", 0.2),
+            ("The", 0.4),
+        ]))
+        .unwrap();
+        assert!((judged.p_first - 0.4 / 0.6).abs() < 1e-12);
+        assert!((judged.choice_mass - 0.6).abs() < 1e-12);
+        assert!(judged.missing.is_empty());
+    }
+
+    #[test]
+    fn a_missing_choice_is_bounded_by_the_smallest_alternative_and_recorded() {
+        let judged = read_preference(&logprobs(&[("1", 0.6), ("The", 0.3), ("A", 0.05)])).unwrap();
+        assert_eq!(judged.missing, ["2"]);
+        assert!((judged.p_first - 0.6 / 0.65).abs() < 1e-12);
+        assert!(
+            judged.p_first < 1.0,
+            "never a silent zero for the missing token"
+        );
+    }
+
+    #[test]
+    fn no_choice_token_at_all_is_a_failure() {
+        let failure = read_preference(&logprobs(&[("The", 0.6), ("A", 0.3)])).unwrap_err();
+        assert_eq!(failure.kind, "no_choice_token");
+    }
+
+    #[test]
+    fn votes_estimate_the_distribution() {
+        let judged = read_preference(&Scored::Votes {
+            first: 3,
+            second: 1,
+            neither: 1,
+        })
+        .unwrap();
+        assert_eq!(judged.p_first, 0.75);
+        assert_eq!(judged.choice_mass, 0.8);
+    }
+
+    fn order(order: Order, p_first: f64) -> OrderJudgment {
+        OrderJudgment {
+            order,
+            p_first,
+            samples: vec![],
+        }
+    }
+
+    #[test]
+    fn debiasing_maps_orders_back_and_averages() {
+        // Prefers slot 1 in both orders: pure position bias cancels to a tie.
+        let biased = [order(Order::Ab, 0.9), order(Order::Ba, 0.9)];
+        assert!((combine(&biased, Polarity::Normal) - 0.5).abs() < 1e-12);
+        // Prefers a in both orders.
+        let consistent = [order(Order::Ab, 0.8), order(Order::Ba, 0.2)];
+        assert!((combine(&consistent, Polarity::Normal) - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn inverted_polarity_flips_the_preference() {
+        // The labeler says slot 1 is more harmful in order ab: b is preferred.
+        let judged = [order(Order::Ab, 0.9)];
+        assert!((combine(&judged, Polarity::Inverted) - 0.1).abs() < 1e-12);
+        let judged = [order(Order::Ba, 0.9)];
+        assert!((combine(&judged, Polarity::Inverted) - 0.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tie_rule_and_agreement() {
+        assert_eq!(choice(0.5), Label::Tie);
+        assert_eq!(choice(0.51), Label::A);
+        assert_eq!(choice(0.49), Label::B);
+        assert_eq!(agreement(Label::A, Label::A), 1.0);
+        assert_eq!(agreement(Label::A, Label::B), 0.0);
+        assert_eq!(agreement(Label::Tie, Label::B), 0.5);
+        assert_eq!(agreement(Label::B, Label::Tie), 0.5);
+        assert_eq!(agreement(Label::Tie, Label::Tie), 1.0);
+    }
+}

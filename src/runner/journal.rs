@@ -1,0 +1,188 @@
+//! `judgments.jsonl`: the append-only journal of a run.
+//!
+//! Each (cell, example) judgment is appended as one line the moment it completes, with a
+//! single write, so a run killed at any moment leaves every finished judgment on disk.
+//! A kill during a write can leave a torn last line; [`Journal::open`] cuts it off. When
+//! an example is judged again (a failed call retried), the later line wins.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::procedure::Judgment;
+
+/// Why the journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot append to {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}:{line}: not a judgment ({message}; the file was edited by hand? move it aside to start the run over)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The judgments file of one run, open for appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Opens the journal (creating it), repairs a torn last line, and returns the
+    /// judgments already in it, the latest per (cell, example).
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Judgment>), JournalError> {
+        let open_error = |source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(open_error(error)),
+        };
+        // Everything after the last newline is a write that never finished.
+        let complete = bytes
+            .iter()
+            .rposition(|&byte| byte == b'\n')
+            .map_or(0, |last| last + 1);
+        let mut latest: HashMap<(String, String), usize> = HashMap::new();
+        let mut judgments = Vec::new();
+        for (index, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let judgment: Judgment =
+                serde_json::from_slice(line).map_err(|error| JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    message: error.to_string(),
+                })?;
+            let key = (judgment.cell.clone(), judgment.example.clone());
+            match latest.get(&key) {
+                Some(&position) => judgments[position] = judgment,
+                None => {
+                    latest.insert(key, judgments.len());
+                    judgments.push(judgment);
+                }
+            }
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(open_error)?;
+        if complete < bytes.len() {
+            file.set_len(complete as u64).map_err(open_error)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(open_error)?;
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file,
+            },
+            judgments,
+        ))
+    }
+
+    /// Appends one judgment as one line.
+    pub fn append(&mut self, judgment: &Judgment) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(judgment).expect("judgments serialize to JSON");
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Usage;
+    use crate::data::Label;
+
+    fn judgment(example: &str, score: Option<f64>) -> Judgment {
+        Judgment {
+            cell: "c1".into(),
+            cell_name: "base/0-shot/sim".into(),
+            example: example.into(),
+            orders: vec![],
+            p_a: score,
+            ai: score.map(|_| Label::A),
+            human: Label::A,
+            score,
+            longer: None,
+            human_confidence: None,
+            calls: 1,
+            usage: Usage::default(),
+            call_keys: vec!["0123456789abcdef".into()],
+            paid_calls: 1,
+            latency_ms: 3,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn appended_judgments_are_read_back_latest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("judgments.jsonl");
+        let (mut journal, existing) = Journal::open(&path).unwrap();
+        assert!(existing.is_empty());
+        journal.append(&judgment("x", None)).unwrap();
+        journal.append(&judgment("y", Some(1.0))).unwrap();
+        journal.append(&judgment("x", Some(0.0))).unwrap();
+        drop(journal);
+        let (_, judgments) = Journal::open(&path).unwrap();
+        assert_eq!(judgments.len(), 2);
+        assert_eq!(judgments[0].example, "x");
+        assert_eq!(judgments[0].score, Some(0.0), "the later line wins");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("judgments.jsonl");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.append(&judgment("x", Some(1.0))).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"cell\": \"c1\", \"exa").unwrap();
+        drop(file);
+        let (mut journal, judgments) = Journal::open(&path).unwrap();
+        assert_eq!(judgments.len(), 1);
+        journal.append(&judgment("y", Some(1.0))).unwrap();
+        drop(journal);
+        let (_, judgments) = Journal::open(&path).unwrap();
+        assert_eq!(judgments.len(), 2);
+    }
+
+    #[test]
+    fn a_corrupt_middle_line_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("judgments.jsonl");
+        std::fs::write(&path, "not json\n").unwrap();
+        let error = Journal::open(&path).unwrap_err().to_string();
+        assert!(error.contains("judgments.jsonl:1"), "{error}");
+    }
+}

@@ -1,0 +1,474 @@
+//! `rlaif run`: every cell over every example, against the labelers, with nothing lost.
+//!
+//! The executor labels (cell, example) units with bounded concurrency, in cell-major
+//! order with both orders of an example together, so a server's prefix cache sees
+//! similar prompts close in time. One collector owns the journal, the progress display
+//! and the counts: each judgment is appended the moment it completes. A rerun of the same
+//! file finds the same run folder, skips what the journal holds, and answers from the
+//! call cache whatever was paid for before, so a killed run resumes without paying twice.
+//! Ctrl-C stops scheduling, drops what is in flight (its finished calls are cached) and
+//! says how to resume.
+
+mod journal;
+mod progress;
+mod run_dir;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+pub use journal::{Journal, JournalError};
+pub use run_dir::{RunDir, RunDirError, run_id};
+
+use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
+use crate::cache::{Cache, CacheError, CachedLabeler};
+use crate::metrics;
+use crate::prepare::Prepared;
+use crate::procedure::{Judgment, Procedure};
+use crate::prompt::PromptError;
+use crate::report::{self, LabelerLine, ReportContext, Summary};
+
+use progress::Progress;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The results root (`results/` by default).
+    pub results: PathBuf,
+    /// Start a new run folder instead of resuming.
+    pub fresh: bool,
+    /// No progress display (tests, scripts).
+    pub quiet: bool,
+}
+
+/// What a finished or interrupted run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    /// Judgments in the journal, for the current grid.
+    pub judged: usize,
+    /// Of those, judgments whose calls failed.
+    pub failed: usize,
+    pub interrupted: bool,
+    /// The ranked table for the terminal (empty when interrupted).
+    pub table: String,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("labeler `{labeler}` failed its preflight check, so no example was sent")]
+    Preflight {
+        labeler: String,
+        #[source]
+        error: CallError,
+    },
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+/// The run's manifest: what was run, on what, and how it went.
+#[derive(Debug, Serialize)]
+struct Manifest<'a> {
+    rlaif_version: &'static str,
+    experiment: &'a str,
+    run_id: &'a str,
+    file: String,
+    status: &'static str,
+    started_unix: u64,
+    ended_unix: Option<u64>,
+    wall_seconds: Option<f64>,
+    dataset: DataManifest,
+    exemplars: Option<DataManifest>,
+    templates_sha256: String,
+    task: &'a str,
+    cells: usize,
+    collapsed: usize,
+    labelers: Vec<LabelerManifest>,
+    judgments: usize,
+    failures: usize,
+    calls_made: u64,
+    calls_from_cache: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct DataManifest {
+    path: String,
+    sha256: String,
+    records: usize,
+    examples: usize,
+    dropped: BTreeMap<String, usize>,
+    flagged: BTreeMap<String, usize>,
+}
+
+impl DataManifest {
+    fn of(source: &crate::data::DataSource, dataset: &crate::data::Dataset) -> DataManifest {
+        DataManifest {
+            path: source.path.display().to_string(),
+            sha256: dataset.file_sha256.clone(),
+            records: dataset.records,
+            examples: dataset.examples.len(),
+            dropped: dataset.dropped.clone(),
+            flagged: dataset.flagged.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LabelerManifest {
+    name: String,
+    backend: &'static str,
+    identity: String,
+    mode: &'static str,
+}
+
+/// The mode a labeler's preferences are read in, as reports show it.
+pub fn mode_of(config: &LabelerConfig) -> &'static str {
+    match config {
+        LabelerConfig::Simulated { .. } => "simulated",
+        LabelerConfig::Openai {
+            mode: Mode::Parsed, ..
+        } => "parsed",
+        _ => "logprobs",
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Runs every cell of a prepared experiment.
+pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome, RunError> {
+    let experiment = &prepared.experiment;
+    let started = Instant::now();
+    let started_unix = now_unix();
+    let run_dir = RunDir::open(
+        &options.results,
+        &experiment.name,
+        &run_id(prepared),
+        options.fresh,
+    )?;
+    run_dir.write("experiment.yaml", &prepared.source.text)?;
+
+    // Build and check every labeler the grid uses before anything is sent.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(BuildError::Client)?;
+    let cache = Arc::new(Cache::open(&options.results.join("cache.sqlite"))?);
+    let mut labelers: BTreeMap<&str, CachedLabeler> = BTreeMap::new();
+    for cell in &prepared.expansion.cells {
+        let name = cell.settings.labeler.as_str();
+        if labelers.contains_key(name) {
+            continue;
+        }
+        let config = experiment
+            .labeler(name)
+            .expect("validation guarantees every grid labeler is declared");
+        let labeler = backend::build(name, config, &client)?;
+        labeler
+            .preflight()
+            .await
+            .map_err(|error| RunError::Preflight {
+                labeler: name.to_owned(),
+                error,
+            })?;
+        labelers.insert(name, CachedLabeler::new(labeler, cache.clone()));
+    }
+    let labeler_manifest: Vec<LabelerManifest> = labelers
+        .iter()
+        .map(|(name, labeler)| {
+            let config = experiment.labeler(name).expect("declared");
+            LabelerManifest {
+                name: (*name).to_owned(),
+                backend: config.backend(),
+                identity: labeler.labeler().identity().to_owned(),
+                mode: mode_of(config),
+            }
+        })
+        .collect();
+
+    let mut manifest = Manifest {
+        rlaif_version: env!("CARGO_PKG_VERSION"),
+        experiment: &experiment.name,
+        run_id: &run_dir.run_id,
+        file: experiment.file.display().to_string(),
+        status: "running",
+        started_unix,
+        ended_unix: None,
+        wall_seconds: None,
+        dataset: DataManifest::of(&experiment.dataset, &prepared.dataset),
+        exemplars: experiment
+            .exemplars
+            .as_ref()
+            .zip(prepared.exemplars.as_ref())
+            .map(|(source, dataset)| DataManifest::of(source, dataset)),
+        templates_sha256: prepared.templates.fingerprint(),
+        task: &experiment.task,
+        cells: prepared.expansion.cells.len(),
+        collapsed: prepared.expansion.collapsed.len(),
+        labelers: labeler_manifest,
+        judgments: 0,
+        failures: 0,
+        calls_made: 0,
+        calls_from_cache: 0,
+    };
+    write_manifest(&run_dir, &manifest)?;
+
+    let (mut journal, existing) = Journal::open(&run_dir.path.join("judgments.jsonl"))?;
+    let done: HashSet<(&str, &str)> = existing
+        .iter()
+        .filter(|judgment| judgment.failure.is_none())
+        .map(|judgment| (judgment.cell.as_str(), judgment.example.as_str()))
+        .collect();
+
+    let cell_prompts = prepared
+        .expansion
+        .cells
+        .iter()
+        .map(|cell| prepared.prompts(cell))
+        .collect::<Result<Vec<_>, _>>()?;
+    let polarity = prepared.templates.polarity();
+    let procedures: Vec<Procedure<'_>> = prepared
+        .expansion
+        .cells
+        .iter()
+        .zip(&cell_prompts)
+        .map(|(cell, prompts)| {
+            let config = experiment
+                .labeler(&cell.settings.labeler)
+                .expect("declared");
+            let (max_rationale_tokens, top_k, alternatives) = match config {
+                LabelerConfig::Openai {
+                    max_rationale_tokens,
+                    top_k,
+                    top_logprobs,
+                    ..
+                } => (*max_rationale_tokens, *top_k, *top_logprobs),
+                LabelerConfig::Embedded {
+                    max_rationale_tokens,
+                    top_k,
+                    ..
+                } => (*max_rationale_tokens, *top_k, 20),
+                LabelerConfig::Simulated { .. } => (512, 40, 2),
+            };
+            Procedure {
+                cell,
+                prompts,
+                labeler: &labelers[cell.settings.labeler.as_str()],
+                polarity,
+                position_debias: experiment.position_debias,
+                seed: experiment.seed,
+                max_rationale_tokens,
+                top_k,
+                alternatives,
+            }
+        })
+        .collect();
+
+    let examples = &prepared.dataset.examples;
+    let pending: Vec<(usize, usize)> = (0..procedures.len())
+        .flat_map(|cell| (0..examples.len()).map(move |example| (cell, example)))
+        .filter(|&(cell, example)| {
+            !done.contains(&(
+                prepared.expansion.cells[cell].id.as_str(),
+                examples[example].id.as_str(),
+            ))
+        })
+        .collect();
+    let total = (procedures.len() * examples.len()) as u64;
+    let mut progress = Progress::new(
+        total,
+        total - pending.len() as u64,
+        procedures.len(),
+        options.quiet,
+    );
+
+    let concurrency = labelers
+        .keys()
+        .map(|name| match experiment.labeler(name) {
+            Some(LabelerConfig::Openai {
+                max_concurrency, ..
+            }) => *max_concurrency,
+            Some(LabelerConfig::Embedded { .. }) => 1,
+            _ => 64,
+        })
+        .sum::<usize>()
+        .max(4);
+
+    let started_units = std::sync::atomic::AtomicUsize::new(0);
+    let mut units = futures::stream::iter(pending.iter().copied())
+        .map(|(cell, example)| {
+            let procedure = &procedures[cell];
+            let started_units = &started_units;
+            async move {
+                started_units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                procedure.label(&examples[example]).await
+            }
+        })
+        .buffer_unordered(concurrency);
+
+    let mut fresh_judgments = Vec::with_capacity(pending.len());
+    let mut interrupted = false;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut interrupt => {
+                interrupted = true;
+                break;
+            }
+            next = units.next() => match next {
+                Some(judgment) => {
+                    journal.append(&judgment)?;
+                    fresh_judgments.push(judgment);
+                    let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
+                    let in_flight = started.saturating_sub(fresh_judgments.len());
+                    progress.finished_unit(fresh_judgments.last().expect("just pushed"), in_flight);
+                }
+                None => break,
+            },
+        }
+    }
+    drop(units);
+    progress.finish();
+
+    let judgments = merge(existing, fresh_judgments, prepared);
+    let failed = judgments.iter().filter(|j| j.failure.is_some()).count();
+    let (calls_made, calls_from_cache, _) = progress.counts();
+    manifest.status = if interrupted {
+        "interrupted"
+    } else {
+        "complete"
+    };
+    manifest.ended_unix = Some(now_unix());
+    manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
+    manifest.judgments = judgments.len();
+    manifest.failures = failed;
+    manifest.calls_made = calls_made;
+    manifest.calls_from_cache = calls_from_cache;
+    write_manifest(&run_dir, &manifest)?;
+
+    let table = if interrupted {
+        String::new()
+    } else {
+        let summary = summarize(prepared, &run_dir.run_id, &judgments);
+        // No wall time here: the same judgments must give byte-identical reports.
+        let context = ReportContext {
+            examples: examples.len(),
+            labelers: manifest
+                .labelers
+                .iter()
+                .map(|labeler| LabelerLine {
+                    name: labeler.name.clone(),
+                    mode: labeler.mode.to_owned(),
+                    model: experiment.labeler(&labeler.name).and_then(model_of),
+                })
+                .collect(),
+            run_seconds: None,
+        };
+        run_dir.write("summary.json", &report::summary_json(&summary))?;
+        run_dir.write("cells.csv", &report::cells_csv(&summary))?;
+        run_dir.write("report.md", &report::report_md(&summary, &context))?;
+        report::ranked_table_text(&summary)
+    };
+    Ok(RunOutcome {
+        run_id: run_dir.run_id.clone(),
+        run_dir: run_dir.path.clone(),
+        judged: judgments.len(),
+        failed,
+        interrupted,
+        table,
+    })
+}
+
+fn write_manifest(run_dir: &RunDir, manifest: &Manifest<'_>) -> Result<(), RunDirError> {
+    let json = serde_json::to_string_pretty(manifest).expect("manifests serialize to JSON");
+    run_dir.write("manifest.json", &(json + "\n"))
+}
+
+/// The journal's judgments with this run's, the latest per (cell, example), restricted
+/// to the current grid and data, in grid order then example order.
+fn merge(existing: Vec<Judgment>, fresh: Vec<Judgment>, prepared: &Prepared) -> Vec<Judgment> {
+    let mut latest: BTreeMap<(usize, usize), Judgment> = BTreeMap::new();
+    let cell_index: BTreeMap<&str, usize> = prepared
+        .expansion
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(index, cell)| (cell.id.as_str(), index))
+        .collect();
+    let example_index: BTreeMap<&str, usize> = prepared
+        .dataset
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(index, example)| (example.id.as_str(), index))
+        .collect();
+    for judgment in existing.into_iter().chain(fresh) {
+        let position = cell_index
+            .get(judgment.cell.as_str())
+            .zip(example_index.get(judgment.example.as_str()));
+        if let Some((&cell, &example)) = position {
+            latest.insert((cell, example), judgment);
+        }
+    }
+    latest.into_values().collect()
+}
+
+/// The metrics of every cell, ranked.
+fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summary {
+    let experiment = &prepared.experiment;
+    let inputs: Vec<metrics::CellInput> = prepared
+        .expansion
+        .cells
+        .iter()
+        .map(|cell| {
+            let config = experiment
+                .labeler(&cell.settings.labeler)
+                .expect("declared");
+            let price = match config {
+                LabelerConfig::Openai { price, .. } => *price,
+                _ => None,
+            };
+            let judged = judgments
+                .iter()
+                .filter(|judgment| judgment.cell == cell.id)
+                .cloned()
+                .collect();
+            metrics::CellInput::new(cell, mode_of(config), price, judged)
+        })
+        .collect();
+    let options = metrics::MetricsOptions {
+        seed: experiment.seed,
+        ..metrics::MetricsOptions::default()
+    };
+    let cells = metrics::summarize(&inputs, &options);
+    Summary::new(&experiment.name, run_id, &options, cells)
+}
+
+/// The model a labeler runs, for reports.
+fn model_of(config: &LabelerConfig) -> Option<String> {
+    match config {
+        LabelerConfig::Openai { model, .. } | LabelerConfig::Embedded { model, .. } => {
+            Some(model.clone())
+        }
+        LabelerConfig::Simulated { .. } => None,
+    }
+}

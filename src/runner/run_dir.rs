@@ -1,0 +1,203 @@
+//! The run folder: `results/<experiment>/<run-id>/`, its id, its lock and its manifest.
+//!
+//! The run id is a hash of everything that decides the run's judgments (the validated
+//! experiment, the data's and templates' content, the cells), so running the same file
+//! on the same data again finds the same folder and resumes it. A lock file names the
+//! process that owns the folder, so two runs never write one journal.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::fingerprint;
+use crate::prepare::Prepared;
+
+/// Why a run folder cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("cannot write the run folder {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another rlaif (process {pid}) is running in {path} (wait for it, or stop it; remove {path}/run.lock if that process is gone)"
+    )]
+    Locked { path: PathBuf, pid: u32 },
+}
+
+/// What decides a run's judgments; its hash is the run id.
+#[derive(Serialize)]
+struct RunIdentity<'a> {
+    name: &'a str,
+    task: &'a str,
+    dataset_sha256: &'a str,
+    dataset: DataOptions,
+    exemplars_sha256: Option<&'a str>,
+    exemplars: Option<DataOptions>,
+    labelers: Vec<(&'a str, serde_json::Value)>,
+    cells: Vec<&'a str>,
+    position_debias: crate::spec::PositionDebias,
+    seed: u64,
+    templates: String,
+}
+
+/// The data options that choose examples; the file is named by its content, not its
+/// path, so the same data in another folder is the same run.
+#[derive(Serialize)]
+struct DataOptions {
+    format: &'static str,
+    limit: Option<usize>,
+    seed: u64,
+    shuffle: bool,
+    high_confidence: bool,
+    split: Option<(f64, crate::data::SplitSide)>,
+    id_prefix: Option<String>,
+}
+
+impl DataOptions {
+    fn of(source: &crate::data::DataSource) -> DataOptions {
+        DataOptions {
+            format: source.format.name(),
+            limit: source.limit,
+            seed: source.seed,
+            shuffle: source.shuffle,
+            high_confidence: source.high_confidence,
+            split: source.split.map(|split| (split.holdout, split.keep)),
+            id_prefix: source.id_prefix.clone(),
+        }
+    }
+}
+
+/// The content-derived id of a prepared experiment's run.
+pub fn run_id(prepared: &Prepared) -> String {
+    let experiment = &prepared.experiment;
+    let identity = RunIdentity {
+        name: &experiment.name,
+        task: &experiment.task,
+        dataset_sha256: &prepared.dataset.file_sha256,
+        dataset: DataOptions::of(&experiment.dataset),
+        exemplars_sha256: prepared.exemplars.as_ref().map(|d| d.file_sha256.as_str()),
+        exemplars: experiment.exemplars.as_ref().map(DataOptions::of),
+        labelers: experiment
+            .labelers
+            .iter()
+            .map(|(name, config)| (name.as_str(), config.answer_settings()))
+            .collect(),
+        cells: prepared
+            .expansion
+            .cells
+            .iter()
+            .map(|cell| cell.id.as_str())
+            .collect(),
+        position_debias: experiment.position_debias,
+        seed: experiment.seed,
+        templates: prepared.templates.fingerprint(),
+    };
+    let json = serde_json::to_string(&identity).expect("run identities serialize to JSON");
+    fingerprint::short_id(json)
+}
+
+/// A run folder, locked by this process while it lives.
+#[derive(Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+    pub run_id: String,
+    lock: PathBuf,
+}
+
+impl RunDir {
+    /// Opens (creating) the folder of `run_id` under `root/<experiment>/`. With `fresh`,
+    /// picks the first unused `<run_id>-N` instead, so earlier judgments are left alone.
+    pub fn open(
+        root: &Path,
+        experiment: &str,
+        run_id: &str,
+        fresh: bool,
+    ) -> Result<RunDir, RunDirError> {
+        let parent = root.join(experiment);
+        let mut chosen = run_id.to_owned();
+        if fresh {
+            let mut attempt = 2;
+            while parent.join(&chosen).exists() {
+                chosen = format!("{run_id}-{attempt}");
+                attempt += 1;
+            }
+        }
+        let path = parent.join(&chosen);
+        std::fs::create_dir_all(&path).map_err(|source| RunDirError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let lock = path.join("run.lock");
+        if let Ok(text) = std::fs::read_to_string(&lock) {
+            if let Ok(pid) = text.trim().parse::<u32>() {
+                if pid != std::process::id() && process_alive(pid) {
+                    return Err(RunDirError::Locked { path, pid });
+                }
+            }
+        }
+        std::fs::write(&lock, std::process::id().to_string()).map_err(|source| {
+            RunDirError::Write {
+                path: lock.clone(),
+                source,
+            }
+        })?;
+        Ok(RunDir {
+            path,
+            run_id: chosen,
+            lock,
+        })
+    }
+
+    /// Writes `name` in the folder, replacing it atomically (write, then rename), so a
+    /// reader never sees half a file.
+    pub fn write(&self, name: &str, contents: &str) -> Result<(), RunDirError> {
+        let target = self.path.join(name);
+        let partial = self.path.join(format!(".{name}.partial"));
+        let error = |source| RunDirError::Write {
+            path: target.clone(),
+            source,
+        };
+        std::fs::write(&partial, contents).map_err(error)?;
+        std::fs::rename(&partial, &target).map_err(error)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Whether a process with this id exists (Linux: it has a /proc entry).
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_lock_refuses_and_a_stale_one_is_taken_over() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::open(root.path(), "exp", "abc", false).unwrap();
+        // Pretend another live process (pid 1 always exists) holds the lock.
+        std::fs::write(run.path.join("run.lock"), "1").unwrap();
+        let error = RunDir::open(root.path(), "exp", "abc", false).unwrap_err();
+        assert!(error.to_string().contains("process 1"), "{error}");
+        std::fs::write(run.path.join("run.lock"), "4294967294").unwrap();
+        assert!(RunDir::open(root.path(), "exp", "abc", false).is_ok());
+    }
+
+    #[test]
+    fn fresh_picks_a_new_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let first = RunDir::open(root.path(), "exp", "abc", false).unwrap();
+        let second = RunDir::open(root.path(), "exp", "abc", true).unwrap();
+        assert_eq!(first.run_id, "abc");
+        assert_eq!(second.run_id, "abc-2");
+    }
+}
