@@ -105,6 +105,11 @@ pub struct Procedure<'a> {
     pub top_k: u32,
     /// Alternatives asked for at the scoring position (or answers sampled, parsed mode).
     pub alternatives: u32,
+    /// Make this example's calls one after another: for a labeler that serves one
+    /// request at a time, consecutive prompts then share the longest prefix (the
+    /// generation prompt is the start of its scoring prompt), which a server's prefix
+    /// cache turns into skipped work.
+    pub sequential: bool,
 }
 
 /// Counts of what a judgment cost.
@@ -151,9 +156,16 @@ impl Procedure<'_> {
     pub async fn label(&self, example: &Example) -> Judgment {
         let started = Instant::now();
         let orders = self.orders(example);
-        let results =
+        let results = if self.sequential {
+            let mut results = Vec::with_capacity(orders.len());
+            for &order in &orders {
+                results.push(self.label_order(example, order).await);
+            }
+            results
+        } else {
             futures::future::join_all(orders.iter().map(|&order| self.label_order(example, order)))
-                .await;
+                .await
+        };
 
         let mut cost = Cost::default();
         let mut judged = Vec::new();
@@ -213,7 +225,16 @@ impl Procedure<'_> {
         };
         let samples = if self.cell.settings.cot {
             let count = self.cell.settings.self_consistency.samples;
-            try_join_all((0..count).map(|sample| self.cot_sample(&prompt, sample, &truth))).await?
+            if self.sequential {
+                let mut samples = Vec::with_capacity(count as usize);
+                for sample in 0..count {
+                    samples.push(self.cot_sample(&prompt, sample, &truth).await?);
+                }
+                samples
+            } else {
+                try_join_all((0..count).map(|sample| self.cot_sample(&prompt, sample, &truth)))
+                    .await?
+            }
         } else {
             let text = prompt.scoring_text();
             vec![self.score(text, None, &truth).await?]

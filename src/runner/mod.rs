@@ -253,6 +253,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             let config = experiment
                 .labeler(&cell.settings.labeler)
                 .expect("declared");
+            let sequential = concurrency_of(config) == 1;
             let (max_rationale_tokens, top_k, alternatives) = match config {
                 LabelerConfig::Openai {
                     max_rationale_tokens,
@@ -277,6 +278,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 max_rationale_tokens,
                 top_k,
                 alternatives,
+                sequential,
             }
         })
         .collect();
@@ -299,17 +301,14 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         options.quiet,
     );
 
+    // As many examples in flight as the labelers can serve at once: a one-slot server
+    // then sees one example's prompts back to back.
     let concurrency = labelers
         .keys()
-        .map(|name| match experiment.labeler(name) {
-            Some(LabelerConfig::Openai {
-                max_concurrency, ..
-            }) => *max_concurrency,
-            Some(LabelerConfig::Embedded { .. }) => 1,
-            _ => 64,
-        })
+        .filter_map(|name| experiment.labeler(name))
+        .map(concurrency_of)
         .sum::<usize>()
-        .max(4);
+        .max(1);
 
     let started_units = std::sync::atomic::AtomicUsize::new(0);
     let mut units = futures::stream::iter(pending.iter().copied())
@@ -461,6 +460,17 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summa
     };
     let cells = metrics::summarize(&inputs, &options);
     Summary::new(&experiment.name, run_id, &options, cells)
+}
+
+/// How many calls a labeler serves at once.
+fn concurrency_of(config: &LabelerConfig) -> usize {
+    match config {
+        LabelerConfig::Openai {
+            max_concurrency, ..
+        } => *max_concurrency,
+        LabelerConfig::Embedded { .. } => 1,
+        LabelerConfig::Simulated { .. } => 64,
+    }
 }
 
 /// The model a labeler runs, for reports.
