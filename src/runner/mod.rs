@@ -294,10 +294,14 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         })
         .collect();
     let total = (procedures.len() * examples.len()) as u64;
+    let mut remaining = vec![0usize; procedures.len()];
+    for &(cell, _) in &pending {
+        remaining[cell] += 1;
+    }
     let mut progress = Progress::new(
         total,
         total - pending.len() as u64,
-        procedures.len(),
+        remaining,
         options.quiet,
     );
 
@@ -317,7 +321,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             let started_units = &started_units;
             async move {
                 started_units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                procedure.label(&examples[example]).await
+                (cell, procedure.label(&examples[example]).await)
             }
         })
         .buffer_unordered(concurrency);
@@ -334,12 +338,13 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 break;
             }
             next = units.next() => match next {
-                Some(judgment) => {
+                Some((cell, judgment)) => {
                     journal.append(&judgment)?;
                     fresh_judgments.push(judgment);
                     let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
                     let in_flight = started.saturating_sub(fresh_judgments.len());
-                    progress.finished_unit(fresh_judgments.last().expect("just pushed"), in_flight);
+                    let judgment = fresh_judgments.last().expect("just pushed");
+                    progress.finished_unit(judgment, cell, in_flight);
                 }
                 None => break,
             },

@@ -22,14 +22,16 @@ pub struct Progress {
     cached_calls: u64,
     tokens: u64,
     in_flight: usize,
-    cells_total: usize,
+    /// Examples still to judge, per cell.
+    remaining: Vec<usize>,
     started: Instant,
     last_log: Instant,
 }
 
 impl Progress {
-    /// `total` judgments in the run, `resumed` of them already on disk.
-    pub fn new(total: u64, resumed: u64, cells: usize, quiet: bool) -> Progress {
+    /// `total` judgments in the run, `resumed` of them already on disk, and per cell the
+    /// examples left to judge.
+    pub fn new(total: u64, resumed: u64, remaining: Vec<usize>, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -52,15 +54,19 @@ impl Progress {
             cached_calls: 0,
             tokens: 0,
             in_flight: 0,
-            cells_total: cells,
+            remaining,
             started: now,
             last_log: now,
         }
     }
 
-    /// Records a completed judgment; `in_flight` units are still being labelled.
-    pub fn finished_unit(&mut self, judgment: &Judgment, in_flight: usize) {
+    /// Records a completed judgment of `cell`; `in_flight` examples are still being
+    /// labelled.
+    pub fn finished_unit(&mut self, judgment: &Judgment, cell: usize, in_flight: usize) {
         self.in_flight = in_flight;
+        if let Some(left) = self.remaining.get_mut(cell) {
+            *left = left.saturating_sub(1);
+        }
         self.done += 1;
         self.failures += u64::from(judgment.failure.is_some());
         self.paid_calls += u64::from(judgment.paid_calls);
@@ -73,9 +79,10 @@ impl Progress {
 
     fn status(&self) -> String {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        let cells_done = self.remaining.iter().filter(|&&left| left == 0).count();
         format!(
-            "{} cells, {} in flight, {:.0} tok/s, {} calls, {} cached, {} failed",
-            self.cells_total,
+            "{cells_done}/{} cells, {} in flight, {:.0} tok/s, {} calls, {} cached, {} failed",
+            self.remaining.len(),
             self.in_flight,
             self.tokens as f64 / seconds,
             self.paid_calls,
