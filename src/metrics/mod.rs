@@ -26,6 +26,7 @@ mod calibration;
 mod cost;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod reference;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ use crate::grid::Cell;
 use crate::procedure::Judgment;
 
 pub use calibration::{ECE_BINS, LOG_LOSS_CLIP};
+pub use reference::{ReferenceRow, reference_rows};
 
 /// The test that marks cells as tied with the best, named for reports.
 pub const PAIRED_TEST: &str = "paired bootstrap: the percentile interval of the difference \
@@ -171,6 +173,13 @@ pub struct CellMetrics {
     /// million (cached calls included: what labeling with this cell costs).
     pub cost: Option<f64>,
     pub failures_by_kind: BTreeMap<String, usize>,
+    /// Whether no other cell has at least this alignment for at most these tokens
+    /// (prompt plus completion), one of them strictly better: the Pareto front of
+    /// alignment against cost.
+    pub pareto: bool,
+    /// Spearman rank correlation between the AI's confidence, |p_a − ½|, and the human
+    /// label's strength, |confidence − 5| on TL;DR's 1–9 scale, where the data has one.
+    pub confidence_correlation: Option<f64>,
 }
 
 /// Computes every cell's metrics and returns them ranked (see [`rank`]).
@@ -258,8 +267,33 @@ pub fn summarize(cells: &[CellInput], options: &MetricsOptions) -> Vec<CellMetri
         }
     }
 
+    mark_pareto_front(&mut metrics);
     rank(&mut metrics);
     metrics
+}
+
+/// Marks the cells that no other cell beats on both alignment and tokens.
+fn mark_pareto_front(metrics: &mut [CellMetrics]) {
+    let points: Vec<Option<(f64, u64)>> = metrics
+        .iter()
+        .map(|cell| {
+            cell.alignment
+                .map(|alignment| (alignment, cell.prompt_tokens + cell.completion_tokens))
+        })
+        .collect();
+    for (index, cell) in metrics.iter_mut().enumerate() {
+        let Some((alignment, tokens)) = points[index] else {
+            continue;
+        };
+        cell.pareto = !points
+            .iter()
+            .flatten()
+            .any(|&(other_alignment, other_tokens)| {
+                other_alignment >= alignment
+                    && other_tokens <= tokens
+                    && (other_alignment > alignment || other_tokens < tokens)
+            });
+    }
 }
 
 /// Sorts `metrics` best first and numbers them from 1.
@@ -341,5 +375,7 @@ fn point_metrics(cell: &CellInput, all: &[&Judgment], successful: &[&Judgment]) 
         log_loss: calibration.log_loss,
         cost: cost.money,
         failures_by_kind: cost.failures_by_kind,
+        pareto: false,
+        confidence_correlation: calibration::confidence_correlation(successful),
     }
 }

@@ -213,11 +213,11 @@ fn position_bias_reaches_the_cell_metrics() {
 }
 
 /// A labeler of accuracy 0.7 on 300 examples: the 95% interval covers 0.7 in 93-97% of
-/// 400 seeded repetitions. 500 resamples instead of the default 2000 keep the test fast
+/// 1,000 seeded repetitions. 500 resamples instead of the default 2000 keep the test fast
 /// in debug builds; they add a little noise to the bounds, not bias to the coverage.
 #[test]
 fn the_interval_covers_the_true_accuracy_about_95_percent_of_the_time() {
-    const REPETITIONS: usize = 400;
+    const REPETITIONS: usize = 1000;
     let mut rng = SplitMix64::new(20_230_901);
     let mut covered = 0;
     for repetition in 0..REPETITIONS {
@@ -234,11 +234,11 @@ fn the_interval_covers_the_true_accuracy_about_95_percent_of_the_time() {
 }
 
 /// Two independent cells of the same accuracy: the paired test declares the worse one
-/// not tied with the best (a false positive) in at most 5% of 300 repetitions, plus three
-/// standard errors of a 5% rate over 300 (3.8 points) for the simulation's own noise.
+/// not tied with the best (a false positive) in at most 5% of 1,000 repetitions, plus three
+/// standard errors of a 5% rate over 1,000 (2.1 points) for the simulation's own noise.
 #[test]
 fn the_paired_test_rarely_separates_identical_labelers() {
-    const REPETITIONS: usize = 300;
+    const REPETITIONS: usize = 1000;
     let mut rng = SplitMix64::new(7_070_707);
     let mut separated = 0;
     for repetition in 0..REPETITIONS {

@@ -19,6 +19,7 @@ pub fn report_md(summary: &Summary, context: &ReportContext) -> String {
     let _ = writeln!(out, "{}\n", run_paragraph(summary, context));
     let _ = writeln!(out, "{}\n", method_paragraph(summary));
     out.push_str(&table(summary));
+    out.push_str(&references(summary));
 
     let notes = table::notes(summary, &|name| code(name));
     if let Some(tied) = &notes.tied {
@@ -31,6 +32,36 @@ pub fn report_md(summary: &Summary, context: &ReportContext) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", legend());
+    out
+}
+
+/// The reference rows, beside which the cells are read.
+fn references(summary: &Summary) -> String {
+    if summary.references.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nReference rows on the same examples:\n\n| reference | n | alignment [95% CI] | how |\n| --- | ---: | --- | --- |\n",
+    );
+    for reference in &summary.references {
+        let alignment = match (reference.alignment, reference.ci_low, reference.ci_high) {
+            (Some(value), Some(low), Some(high)) => format!(
+                "{:.1}% [{:.1}, {:.1}]",
+                100.0 * value,
+                100.0 * low,
+                100.0 * high
+            ),
+            (Some(value), _, _) => format!("{:.1}%", 100.0 * value),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {alignment} | {} |",
+            escape(&reference.name),
+            reference.n,
+            escape(&reference.note)
+        );
+    }
     out
 }
 

@@ -8,7 +8,8 @@
 //! Floats are rounded to 6 decimals in JSON and CSV so that the last bits of a sum do not
 //! reach the bytes.
 //!
-//! Limits: no HTML, no pivoted ablation tables and no reference rows yet.
+//! A summary also carries the run's reference rows (random, length heuristics, human
+//! agreement: [`crate::metrics::reference_rows`]) and what is known of its labelers.
 
 mod csv;
 mod json;
@@ -19,7 +20,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{CellMetrics, MetricsOptions, PAIRED_TEST};
+use crate::metrics::{CellMetrics, MetricsOptions, PAIRED_TEST, ReferenceRow};
 
 pub use csv::cells_csv;
 pub use json::summary_json;
@@ -35,6 +36,24 @@ pub struct Summary {
     pub method: Method,
     /// Ranked best first (see [`crate::metrics::rank`]).
     pub cells: Vec<CellMetrics>,
+    /// What a labeler must beat on the same examples.
+    #[serde(default)]
+    pub references: Vec<ReferenceRow>,
+    /// The labelers the cells use, in declared order.
+    #[serde(default)]
+    pub labelers: Vec<LabelerInfo>,
+}
+
+/// A labeler as reports and plots need it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelerInfo {
+    pub name: String,
+    pub backend: String,
+    pub model: Option<String>,
+    /// `logprobs`, `parsed` or `simulated`.
+    pub mode: String,
+    /// Parameter count, where known (the embedded ladder, or a size in the model's name).
+    pub parameters: Option<f64>,
 }
 
 /// How the intervals and the paired test were computed, so a reader can redo them.
@@ -67,7 +86,19 @@ impl Summary {
                 paired_test: PAIRED_TEST.to_owned(),
             },
             cells,
+            references: Vec::new(),
+            labelers: Vec::new(),
         }
+    }
+
+    pub fn with_references(mut self, references: Vec<ReferenceRow>) -> Summary {
+        self.references = references;
+        self
+    }
+
+    pub fn with_labelers(mut self, labelers: Vec<LabelerInfo>) -> Summary {
+        self.labelers = labelers;
+        self
     }
 
     /// The best cell: ranked first and with an alignment.

@@ -30,7 +30,7 @@ use crate::metrics;
 use crate::prepare::Prepared;
 use crate::procedure::{Judgment, Procedure};
 use crate::prompt::PromptError;
-use crate::report::{self, LabelerLine, ReportContext, Summary};
+use crate::report::{self, LabelerInfo, LabelerLine, ReportContext, Summary};
 
 use progress::Progress;
 
@@ -464,7 +464,31 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summa
         ..metrics::MetricsOptions::default()
     };
     let cells = metrics::summarize(&inputs, &options);
+    let references = metrics::reference_rows(&prepared.dataset.examples, &options);
+    let labelers = experiment
+        .labelers
+        .iter()
+        .filter(|(name, _)| {
+            prepared
+                .expansion
+                .cells
+                .iter()
+                .any(|cell| &cell.settings.labeler == name)
+        })
+        .map(|(name, config)| {
+            let model = model_of(config);
+            LabelerInfo {
+                name: name.clone(),
+                backend: config.backend().to_owned(),
+                parameters: model.as_deref().and_then(backend::parameters),
+                model,
+                mode: mode_of(config).to_owned(),
+            }
+        })
+        .collect();
     Summary::new(&experiment.name, run_id, &options, cells)
+        .with_references(references)
+        .with_labelers(labelers)
 }
 
 /// How many calls a labeler serves at once.
