@@ -227,6 +227,7 @@ fn the_interval_covers_the_true_accuracy_about_95_percent_of_the_time() {
         covered += usize::from(low <= 0.7 && 0.7 <= high);
     }
     let coverage = covered as f64 / REPETITIONS as f64;
+    eprintln!("coverage of the 95% interval: {coverage:.3} over {REPETITIONS} repetitions");
     assert!(
         (0.93..=0.97).contains(&coverage),
         "coverage {coverage} outside 0.93-0.97"
@@ -250,6 +251,7 @@ fn the_paired_test_rarely_separates_identical_labelers() {
         separated += usize::from(!metrics[1].tied_with_best);
     }
     let rate = separated as f64 / REPETITIONS as f64;
+    eprintln!("paired test false-positive rate: {rate:.3} over {REPETITIONS} repetitions");
     let noise = 3.0 * (0.05f64 * 0.95 / REPETITIONS as f64).sqrt();
     assert!(rate <= 0.05 + noise, "false-positive rate {rate}");
 }
