@@ -3,12 +3,20 @@
 //! prints them once and picks the exit code.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, OrderArg, PlanFormat};
+use crate::cli::{
+    Cli, Command, CompareFormat, MetricArg, OrderArg, PlanFormat, ReportFormat, TableArg,
+};
 use crate::plan;
 use crate::prepare::{self, PrepareError, Prepared};
 use crate::prompt::{Order, PromptError};
+use crate::report;
+use crate::report::compare::{self, CompareOptions, Side};
+use crate::report::pivot::{self, Filter, Metric, PivotError, PivotSpec, Preset, Tables};
+use crate::report::run_folder::{
+    RunFolderError, find_run, read_judgments, read_summary, report_context, run_task,
+};
 use crate::runner::{self, RunError, RunOptions};
 use crate::spec::validate::suggest;
 
@@ -39,6 +47,14 @@ pub enum AppError {
     NoRationaleStep { cell: String },
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    RunFolder(#[from] RunFolderError),
+    #[error(transparent)]
+    Pivot(#[from] PivotError),
+    #[error(
+        "--format html renders the whole report (drop --rows, --cols and --table, or use md, csv or json)"
+    )]
+    HtmlLayout,
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write output")]
@@ -124,6 +140,31 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
             },
             out,
         ),
+        Command::Report {
+            run,
+            format,
+            rows,
+            cols,
+            metric,
+            filters,
+            table,
+        } => {
+            let request = ReportRequest {
+                run,
+                format,
+                rows,
+                cols,
+                metric: metric.map_or(Metric::Alignment, metric_of),
+                filters,
+                table,
+            };
+            written(out.write_all(report_run(&request)?.as_bytes()))
+        }
+        Command::Compare {
+            run_a,
+            run_b,
+            format,
+        } => written(out.write_all(compare_runs(&run_a, &run_b, format)?.as_bytes())),
     }
 }
 
@@ -233,4 +274,113 @@ pub fn render(
         (true, None) => Ok(prompt.generation_text().unwrap_or_default()),
         (true, Some(rationale)) => Ok(prompt.scoring_text_after(rationale)),
     }
+}
+
+/// What `rlaif report` was asked for.
+#[derive(Debug)]
+struct ReportRequest {
+    run: PathBuf,
+    format: Option<ReportFormat>,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    metric: Metric,
+    filters: Vec<String>,
+    table: Option<TableArg>,
+}
+
+fn metric_of(metric: MetricArg) -> Metric {
+    match metric {
+        MetricArg::Alignment => Metric::Alignment,
+        MetricArg::PositionBias => Metric::PositionBias,
+        MetricArg::PreferFirst => Metric::PreferFirst,
+        MetricArg::PreferLonger => Metric::PreferLonger,
+        MetricArg::HumanPreferLonger => Metric::HumanPreferLonger,
+        MetricArg::MeanConfidence => Metric::MeanConfidence,
+        MetricArg::Ece => Metric::Ece,
+        MetricArg::LogLoss => Metric::LogLoss,
+        MetricArg::Calls => Metric::Calls,
+        MetricArg::PromptTokens => Metric::PromptTokens,
+        MetricArg::CompletionTokens => Metric::CompletionTokens,
+        MetricArg::Tokens => Metric::Tokens,
+        MetricArg::CacheHits => Metric::CacheHits,
+        MetricArg::Cost => Metric::Cost,
+        MetricArg::Failures => Metric::Failures,
+        MetricArg::N => Metric::N,
+    }
+}
+
+fn preset_of(table: TableArg) -> Preset {
+    match table {
+        TableArg::Prompting => Preset::Prompting,
+        TableArg::SelfConsistency => Preset::SelfConsistency,
+        TableArg::Size => Preset::Size,
+        TableArg::PositionBias => Preset::PositionBias,
+    }
+}
+
+/// `rlaif report`: the whole report in one format, a pivot, or a preset of the paper's.
+fn report_run(request: &ReportRequest) -> Result<String, AppError> {
+    let layout = request.table.is_some() || !request.rows.is_empty() || !request.cols.is_empty();
+    if layout && request.format == Some(ReportFormat::Html) {
+        return Err(AppError::HtmlLayout);
+    }
+    let dir = find_run(&request.run)?;
+    let summary = read_summary(&dir)?;
+    let filters = request
+        .filters
+        .iter()
+        .map(|text| Filter::parse(text))
+        .collect::<Result<Vec<Filter>, PivotError>>()?;
+    let tables = if let Some(table) = request.table {
+        let task = run_task(&dir)?;
+        pivot::preset(&summary, preset_of(table), &filters, task.as_deref())?
+    } else if layout {
+        let spec = PivotSpec {
+            rows: request.rows.clone(),
+            cols: request.cols.clone(),
+            filters,
+            metric: request.metric,
+        };
+        pivot::pivot(&summary, &spec)?
+    } else {
+        return Ok(match request.format.unwrap_or(ReportFormat::Md) {
+            ReportFormat::Md => report::report_md(&summary, &report_context(&dir, &summary)?),
+            ReportFormat::Csv => report::cells_csv(&summary),
+            ReportFormat::Json => report::summary_json(&summary),
+            ReportFormat::Html => report::report_html(&summary, &report_context(&dir, &summary)?),
+        });
+    };
+    tables_text(&tables, request.format)
+}
+
+fn tables_text(tables: &Tables, format: Option<ReportFormat>) -> Result<String, AppError> {
+    match format.unwrap_or(ReportFormat::Md) {
+        ReportFormat::Md => Ok(tables.markdown()),
+        ReportFormat::Csv => Ok(tables.csv()),
+        ReportFormat::Json => Ok(tables.json()),
+        ReportFormat::Html => Err(AppError::HtmlLayout),
+    }
+}
+
+/// `rlaif compare`: the cells two runs share, with the differences' intervals.
+fn compare_runs(a: &Path, b: &Path, format: CompareFormat) -> Result<String, AppError> {
+    let (dir_a, dir_b) = (find_run(a)?, find_run(b)?);
+    let (summary_a, summary_b) = (read_summary(&dir_a)?, read_summary(&dir_b)?);
+    let (judgments_a, judgments_b) = (read_judgments(&dir_a)?, read_judgments(&dir_b)?);
+    let comparison = compare::compare(
+        Side {
+            summary: &summary_a,
+            judgments: &judgments_a,
+        },
+        Side {
+            summary: &summary_b,
+            judgments: &judgments_b,
+        },
+        &CompareOptions::of(&summary_a),
+    );
+    Ok(match format {
+        CompareFormat::Md => comparison.markdown(),
+        CompareFormat::Csv => comparison.csv(),
+        CompareFormat::Json => comparison.json(),
+    })
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 /// Sweep prompts and labelers for AI preference labeling (RLAIF), and rank them by how
 /// often the AI's preference agrees with people's.
@@ -61,6 +61,101 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Print a finished run's report, pivot its cells into an ablation table, or lay
+    /// them out as one of the paper's tables beside the paper's values.
+    #[command(group(ArgGroup::new("layout").args(["rows", "cols", "table"]).multiple(true)))]
+    Report {
+        /// The run folder (results/<experiment>/<run-id>), or an experiment folder that
+        /// holds one run.
+        run: PathBuf,
+        /// Output format (default md). Without a layout: md = report.md, csv =
+        /// cells.csv, json = summary.json, html = report.html. With a layout: md, csv or
+        /// json.
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+        /// Axes down the table, comma-separated: preamble, few_shot, cot, samples,
+        /// temperature, labeler, or a user var by name.
+        #[arg(long, value_delimiter = ',', value_name = "AXES")]
+        rows: Vec<String>,
+        /// Axes across the table, as for --rows.
+        #[arg(long, value_delimiter = ',', value_name = "AXES")]
+        cols: Vec<String>,
+        /// The metric in each slot of a pivot.
+        #[arg(long, value_enum, requires = "layout", conflicts_with = "table")]
+        metric: Option<MetricArg>,
+        /// Keep only the cells with AXIS=VALUE; repeatable (values of one axis are
+        /// alternatives, different axes must all hold).
+        #[arg(long = "where", value_name = "AXIS=VALUE", requires = "layout")]
+        filters: Vec<String>,
+        /// One of the paper's tables, with the paper's values beside ours.
+        #[arg(long, value_enum, conflicts_with_all = ["rows", "cols"])]
+        table: Option<TableArg>,
+    },
+    /// Compare the cells two runs share (two datasets, two dates): alignment in each,
+    /// and the difference with a bootstrap interval.
+    Compare {
+        /// Run A: a run folder, or an experiment folder that holds one run.
+        run_a: PathBuf,
+        /// Run B, as for run A; differences are B − A.
+        run_b: PathBuf,
+        #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+        format: CompareFormat,
+    },
+}
+
+/// How `rlaif report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Csv,
+    Json,
+    Html,
+}
+
+/// How `rlaif compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+/// The paper's tables (`rlaif report --table`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableArg {
+    /// Alignment by preamble, few-shot count and CoT, in the paper's row order.
+    Prompting,
+    /// Alignment by self-consistency samples and temperature (CoT cells).
+    SelfConsistency,
+    /// Alignment per labeler, beside the paper's PaLM 2 sizes.
+    Size,
+    /// Position bias per labeler, beside the paper's PaLM 2 sizes.
+    PositionBias,
+}
+
+/// The metrics a pivot can show, named as in summary.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum MetricArg {
+    /// Agreement with the human label, with its interval.
+    Alignment,
+    PositionBias,
+    PreferFirst,
+    PreferLonger,
+    HumanPreferLonger,
+    MeanConfidence,
+    Ece,
+    LogLoss,
+    Calls,
+    PromptTokens,
+    CompletionTokens,
+    /// Prompt and completion tokens together.
+    Tokens,
+    CacheHits,
+    Cost,
+    Failures,
+    /// Successfully judged examples.
+    N,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -89,7 +89,7 @@ pub(crate) fn resample(
 ///
 /// Quantiles interpolate linearly between order statistics (Hyndman and Fan type 7, the
 /// default of R and NumPy). A confidence outside [0, 1] is clamped.
-pub(crate) fn percentile_interval(values: &mut [f64], confidence: f64) -> Option<(f64, f64)> {
+pub fn percentile_interval(values: &mut [f64], confidence: f64) -> Option<(f64, f64)> {
     if values.is_empty() {
         return None;
     }

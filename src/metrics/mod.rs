@@ -40,6 +40,7 @@ use crate::fingerprint;
 use crate::grid::Cell;
 use crate::procedure::Judgment;
 
+pub use bootstrap::percentile_interval;
 pub use calibration::{ECE_BINS, LOG_LOSS_CLIP};
 pub use reference::{ReferenceRow, reference_rows};
 
@@ -176,6 +177,7 @@ pub struct CellMetrics {
     /// Whether no other cell has at least this alignment for at most these tokens
     /// (prompt plus completion), one of them strictly better: the Pareto front of
     /// alignment against cost.
+    #[serde(default)]
     pub pareto: bool,
     /// Spearman rank correlation between the AI's confidence, |p_a − ½|, and the human
     /// label's strength, |confidence − 5| on TL;DR's 1–9 scale, where the data has one.
@@ -251,12 +253,12 @@ pub fn summarize(cells: &[CellInput], options: &MetricsOptions) -> Vec<CellMetri
             continue;
         };
         let means = &mut resampled.means[position];
-        if let Some((low, high)) = bootstrap::percentile_interval(means, options.confidence) {
+        if let Some((low, high)) = percentile_interval(means, options.confidence) {
             cell.ci_low = Some(low.min(alignment));
             cell.ci_high = Some(high.max(alignment));
         }
         let differences = &mut resampled.differences[position];
-        if let Some((low, high)) = bootstrap::percentile_interval(differences, options.confidence) {
+        if let Some((low, high)) = percentile_interval(differences, options.confidence) {
             cell.diff_low = Some(low);
             cell.diff_high = Some(high);
             cell.tied_with_best = low <= 0.0 && 0.0 <= high;

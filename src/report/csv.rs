@@ -145,7 +145,8 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn push_row(out: &mut String, fields: &[String]) {
+/// Appends one CSV row, quoting fields as RFC 4180 asks.
+pub(crate) fn push_row(out: &mut String, fields: &[String]) {
     let quoted: Vec<String> = fields.iter().map(|field| quote(field)).collect();
     out.push_str(&quoted.join(","));
     out.push('\n');

@@ -175,7 +175,7 @@ fn code(text: &str) -> String {
 }
 
 /// A table cell's text with its pipes escaped, which GFM requires even inside code.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('|', "\\|")
 }
 

@@ -11,9 +11,14 @@
 //! A summary also carries the run's reference rows (random, length heuristics, human
 //! agreement: [`crate::metrics::reference_rows`]) and what is known of its labelers.
 
+pub mod compare;
 mod csv;
+mod html;
 mod json;
 mod markdown;
+pub mod paper;
+pub mod pivot;
+pub mod run_folder;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -23,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{CellMetrics, MetricsOptions, PAIRED_TEST, ReferenceRow};
 
 pub use csv::cells_csv;
+pub use html::report_html;
 pub use json::summary_json;
 pub use markdown::report_md;
 pub use table::ranked_table_text;

@@ -198,6 +198,25 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
                  people more often than chance would (check the task's polarity)."
             ));
         }
+        // A length heuristic at or above the best cell's upper bound means no cell beats
+        // picking by length on these examples.
+        let heuristic = summary
+            .references
+            .iter()
+            .filter(|row| row.name.starts_with("always"))
+            .filter_map(|row| Some((row, row.alignment?)))
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        if let Some((row, alignment)) = heuristic {
+            if alignment >= high {
+                notes.warnings.push(format!(
+                    "The reference row \"{}\" ({:.1}%) reaches the best cell's upper bound \
+                     {:.1}%: no cell is better than picking by length here.",
+                    row.name,
+                    alignment * 100.0,
+                    high * 100.0
+                ));
+            }
+        }
     }
 
     let biased: Vec<&CellMetrics> = summary

@@ -372,7 +372,11 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let table = if interrupted {
         String::new()
     } else {
-        let summary = summarize(prepared, &run_dir.run_id, &judgments);
+        // Every report is made from summary.json as written (floats rounded), so that
+        // `rlaif report` on the run folder reproduces them byte for byte.
+        let summary_json = report::summary_json(&summarize(prepared, &run_dir.run_id, &judgments));
+        let summary: Summary =
+            serde_json::from_str(&summary_json).expect("a written summary reads back");
         // No wall time here: the same judgments must give byte-identical reports.
         let context = ReportContext {
             examples: examples.len(),
@@ -387,9 +391,10 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 .collect(),
             run_seconds: None,
         };
-        run_dir.write("summary.json", &report::summary_json(&summary))?;
+        run_dir.write("summary.json", &summary_json)?;
         run_dir.write("cells.csv", &report::cells_csv(&summary))?;
         run_dir.write("report.md", &report::report_md(&summary, &context))?;
+        run_dir.write("report.html", &report::report_html(&summary, &context))?;
         report::ranked_table_text(&summary)
     };
     Ok(RunOutcome {
