@@ -87,7 +87,9 @@ impl AppError {
         match self {
             AppError::Output(_) | AppError::Runtime(_) => 1,
             // A labeler that fails its preflight means nothing was sent: fix and rerun.
-            AppError::Run(RunError::Preflight { .. } | RunError::Build(_)) => 2,
+            AppError::Run(
+                RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
+            ) => 2,
             AppError::Run(_) => 1,
             _ => 2,
         }
@@ -201,12 +203,24 @@ fn run_experiment(
         outcome.run_dir.join("summary.json").display()
     )
     .map_err(AppError::Output)?;
+    let journal = outcome.run_dir.join("judgments.jsonl");
     if outcome.failed > 0 {
         eprintln!(
-            "rlaif: {} judgments failed (see failure in {}); rerun the same command to retry them",
+            "rlaif: {} judgments failed for reasons that may pass (see `failure` in {}); \
+             rerun the same command to retry them",
             outcome.failed,
-            outcome.run_dir.join("judgments.jsonl").display()
+            journal.display()
         );
+    }
+    if outcome.failed_permanently > 0 {
+        eprintln!(
+            "rlaif: {} judgments failed for good (an unusable answer, a refused request or \
+             a template error; see `failure` in {}); rerunning will not change them",
+            outcome.failed_permanently,
+            journal.display()
+        );
+    }
+    if outcome.failed + outcome.failed_permanently > 0 {
         return Ok(Outcome::CallsFailed);
     }
     Ok(Outcome::Success)

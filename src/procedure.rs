@@ -25,8 +25,8 @@ pub const CHOICES: [&str; 2] = ["1", "2"];
 /// One self-consistency sample of one order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleJudgment {
-    /// The rationale as scored (chain-of-thought cells only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The rationale as scored (chain-of-thought cells only; null otherwise).
+    #[serde(default)]
     pub rationale: Option<String>,
     /// The labeler's probability of answering "1" (slot 1), before polarity.
     pub p_first: f64,
@@ -53,6 +53,20 @@ pub struct OrderJudgment {
 pub struct Failure {
     pub kind: String,
     pub message: String,
+}
+
+impl Failure {
+    /// Whether the same calls would fail again: the answer itself was unusable (cached,
+    /// so a rerun gets it again), the request was refused as malformed or too long, or
+    /// the template cannot render. Transient kinds (rate limits, server errors,
+    /// timeouts, lost connections, unreadable bodies, interruptions) are retried when a
+    /// run is resumed; permanent ones are kept.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(
+            self.kind.as_str(),
+            "rate_limited" | "server_error" | "timeout" | "connect" | "malformed" | "cancelled"
+        )
+    }
 }
 
 /// What one cell made of one example: a line of `judgments.jsonl`.
@@ -264,14 +278,16 @@ impl Procedure<'_> {
         truth: &Truth,
     ) -> Result<(SampleJudgment, Cost), Failure> {
         let sc = self.cell.settings.self_consistency;
+        let greedy = sc.temperature == 0.0;
         let request = GenerateRequest {
             prompt: prompt.generation_text().unwrap_or_default(),
             max_tokens: self.max_rationale_tokens,
             temperature: sc.temperature,
-            top_k: self.top_k,
-            // Greedy decoding has one answer: every greedy sample shares one cache entry.
-            sample: if sc.temperature == 0.0 { 0 } else { sample },
-            seed: self.seed,
+            // Greedy decoding has one answer whatever the sample, seed or top-k: every
+            // greedy rationale of a prompt shares one cache entry.
+            top_k: if greedy { 0 } else { self.top_k },
+            sample: if greedy { 0 } else { sample },
+            seed: if greedy { 0 } else { self.seed },
             stop: vec![prompt.ending.clone()],
         };
         let generated = self
@@ -324,17 +340,21 @@ fn failure(error: &CallError) -> Failure {
 pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
     match scored {
         Scored::Logprobs { top } => {
-            let mut mass = [0.0f64; 2];
-            let mut present = [false; 2];
+            // Log-probabilities of each choice's variants, summed in log space so that
+            // very small values (vLLM writes -9999 for -inf) never underflow to 0/0.
+            let mut logs: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
             for (token, logprob) in top {
                 if let Some(index) = CHOICES.iter().position(|c| *c == token.trim()) {
-                    mass[index] += logprob.exp();
-                    present[index] = true;
+                    if logprob.is_finite() {
+                        logs[index].push(*logprob);
+                    }
                 }
             }
+            let present = [!logs[0].is_empty(), !logs[1].is_empty()];
             let floor = top
                 .iter()
-                .map(|(_, logprob)| logprob.exp())
+                .map(|(_, logprob)| *logprob)
+                .filter(|logprob| logprob.is_finite())
                 .fold(f64::INFINITY, f64::min);
             if !present[0] && !present[1] {
                 return Err(Failure {
@@ -346,17 +366,27 @@ pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
                 });
             }
             let mut missing = Vec::new();
+            let mut log_mass = [0.0f64; 2];
             for index in 0..2 {
-                if !present[index] {
-                    mass[index] = floor;
+                if present[index] {
+                    log_mass[index] = log_sum_exp(&logs[index]);
+                } else {
+                    log_mass[index] = floor;
                     missing.push(CHOICES[index].to_owned());
                 }
             }
-            let total = mass[0] + mass[1];
+            // Softmax over the two: 1 / (1 + e^(l2 - l1)).
+            let p_first = 1.0 / (1.0 + (log_mass[1] - log_mass[0]).exp());
+            if !p_first.is_finite() {
+                return Err(Failure {
+                    kind: "no_choice_token".to_owned(),
+                    message: "the choice tokens' log-probabilities are not numbers".to_owned(),
+                });
+            }
             Ok(SampleJudgment {
                 rationale: None,
-                p_first: mass[0] / total,
-                choice_mass: total.min(1.0),
+                p_first,
+                choice_mass: log_sum_exp(&log_mass).exp().min(1.0),
                 missing,
             })
         }
@@ -380,6 +410,15 @@ pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
             })
         }
     }
+}
+
+/// ln(Σ e^x) without overflow or underflow.
+fn log_sum_exp(values: &[f64]) -> f64 {
+    let largest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !largest.is_finite() {
+        return largest;
+    }
+    largest + values.iter().map(|x| (x - largest).exp()).sum::<f64>().ln()
 }
 
 /// The probability that response a is preferred: each order's `p_first` mapped back to
@@ -468,6 +507,24 @@ mod tests {
         assert!(
             judged.p_first < 1.0,
             "never a silent zero for the missing token"
+        );
+    }
+
+    #[test]
+    fn tiny_log_probabilities_do_not_underflow() {
+        let scored = Scored::Logprobs {
+            top: vec![
+                ("The".into(), -0.01),
+                ("1".into(), -9999.0),
+                ("2".into(), -10000.0),
+            ],
+        };
+        let judged = read_preference(&scored).unwrap();
+        let expected = 1.0 / (1.0 + (-1.0f64).exp());
+        assert!(
+            (judged.p_first - expected).abs() < 1e-12,
+            "{}",
+            judged.p_first
         );
     }
 

@@ -196,17 +196,20 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_calls_are_recorded_counted_and_retried_on_rerun() {
     let server = FakeServer::with(FakeConfig::default().varying()).await;
-    // The first call is the preflight; then two rejections far apart, so they hit two
-    // different examples (400 is never retried).
+    // The first call is the preflight; then two server errors far apart, so they hit two
+    // different examples (the labeler is set to give up without retrying).
     let mut script = vec![Reply::normal(); 40];
-    script[1] = Reply::error(400, "bad request one");
-    script[30] = Reply::error(400, "bad request two");
+    script[1] = Reply::error(503, "overloaded one");
+    script[30] = Reply::error(503, "overloaded two");
     server.script(COMPLETIONS, script);
     let workspace = Workspace::new(&server.url(), 1);
     let output = workspace.run().await;
     assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("2 judgments failed"), "{stderr}");
+    assert!(
+        stderr.contains("2 judgments failed for reasons that may pass"),
+        "{stderr}"
+    );
     let journal = std::fs::read_to_string(workspace.run_dir().join("judgments.jsonl")).unwrap();
     let failed: Vec<Value> = journal
         .lines()
@@ -214,7 +217,7 @@ async fn failed_calls_are_recorded_counted_and_retried_on_rerun() {
         .filter(|judgment| judgment.get("failure").is_some())
         .collect();
     assert_eq!(failed.len(), 2);
-    assert_eq!(failed[0]["failure"]["kind"], "rejected");
+    assert_eq!(failed[0]["failure"]["kind"], "server_error");
     assert!(failed[0]["p_a"].is_null());
     let summary: Value = serde_json::from_str(&workspace.summary()).unwrap();
     let failures: u64 = summary["cells"]
@@ -236,4 +239,23 @@ async fn failed_calls_are_recorded_counted_and_retried_on_rerun() {
             .iter()
             .all(|cell| cell["failures"] == 0 && cell["n"] == 8)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_are_kept_and_not_sent_again() {
+    let server = FakeServer::with(FakeConfig::default().varying()).await;
+    // A 400 (say, a prompt beyond the context) would be refused again: never retried.
+    let mut script = vec![Reply::normal(); 40];
+    script[1] = Reply::error(400, "prompt too long");
+    server.script(COMPLETIONS, script);
+    let workspace = Workspace::new(&server.url(), 1);
+    let output = workspace.run().await;
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("1 judgments failed for good"), "{stderr}");
+
+    let before = labeling_calls(&server);
+    let output = workspace.run().await;
+    assert_exit(&output, 1);
+    assert_eq!(labeling_calls(&server), before, "nothing is sent again");
 }

@@ -84,11 +84,13 @@ impl LabelerConfig {
                 api,
                 model,
                 mode,
+                top_logprobs,
                 max_rationale_tokens,
                 top_k,
                 ..
             } => serde_json::json!({
                 "backend": "openai", "api": api, "model": model, "mode": mode,
+                "top_logprobs": top_logprobs,
                 "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
             }),
             LabelerConfig::Embedded {

@@ -100,7 +100,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // A huge value would overflow a Duration; such a header is as good as none.
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let date = parse_http_date(value)?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -109,7 +110,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Reads OpenAI's `retry-after-ms` header (milliseconds, possibly fractional).
 pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
     let millis = value.trim().parse::<f64>().ok()?;
-    (millis.is_finite() && millis >= 0.0).then(|| Duration::from_secs_f64(millis / 1000.0))
+    Duration::try_from_secs_f64(millis / 1000.0).ok()
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the one HTTP-date form
@@ -145,7 +146,9 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
         return None;
     }
     let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
-    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    let seconds = days
+        .checked_mul(86_400)?
+        .checked_add(hour * 3_600 + minute * 60 + second)?;
     UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
@@ -171,6 +174,22 @@ pub fn jitter() -> f64 {
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     hasher.write_u32(nanos);
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+
+    #[test]
+    fn absurd_retry_after_values_are_ignored_not_fatal() {
+        let now = SystemTime::now();
+        assert_eq!(parse_retry_after("1e20", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after_ms("1e30"), None);
+        // Far in the future is a long wait (the caller caps it), not a panic.
+        let far = parse_retry_after("Wed, 21 Oct 99999999999 07:28:00 GMT", now);
+        assert!(far.is_none_or(|wait| wait > Duration::from_secs(86_400)));
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! Position and length bias of a labeler, read from its judgments.
 //!
-//! Position bias uses the raw distributions (`p_first`, the probability of answering
-//! slot "1" before polarity and debiasing): a labeler that prefers the same slot in both
-//! orders is choosing a position, not a response — the paper's "% same position
-//! preferred". Length bias compares the AI choice with the longer response, beside the
+//! Position bias uses each order's distribution before debiasing (`p_first`, the
+//! probability of answering "1", turned into a preference for slot 1 through the task's
+//! polarity: answering "1" to "which is more harmful" prefers slot 2): a labeler that
+//! prefers the same slot in both orders is choosing a position, not a response — the
+//! paper's "% same position preferred". Length bias compares the AI choice with the longer response, beside the
 //! human rate on the same examples. Limits: examples shown in one order only carry no
 //! position-bias signal and are left out of it; a raw probability of exactly one half
 //! prefers no slot and is left out too.
 
 use crate::data::Label;
 use crate::procedure::Judgment;
-use crate::prompt::Order;
+use crate::prompt::{Order, Polarity};
 
 /// How often a labeler prefers the same slot in both orders.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -34,22 +35,30 @@ fn preferred_slot(p_first: f64) -> Option<u8> {
     }
 }
 
-/// The raw `p_first` of the first judged `order`.
-fn order_p_first(judgment: &Judgment, order: Order) -> Option<f64> {
+/// The probability that slot 1 is preferred, from the answer's `p_first`.
+fn slot1_preferred(p_first: f64, polarity: Polarity) -> f64 {
+    match polarity {
+        Polarity::Normal => p_first,
+        Polarity::Inverted => 1.0 - p_first,
+    }
+}
+
+/// The probability that slot 1 is preferred in the first judged `order`.
+fn order_p_first(judgment: &Judgment, order: Order, polarity: Polarity) -> Option<f64> {
     judgment
         .orders
         .iter()
         .find(|judged| judged.order == order)
-        .map(|judged| judged.p_first)
+        .map(|judged| slot1_preferred(judged.p_first, polarity))
 }
 
 /// Position bias over `judgments` (each one example).
-pub(crate) fn position_bias(judgments: &[&Judgment]) -> PositionBias {
+pub(crate) fn position_bias(judgments: &[&Judgment], polarity: Polarity) -> PositionBias {
     let (mut examples, mut same, mut first) = (0usize, 0usize, 0usize);
     for judgment in judgments {
         let slots = (
-            order_p_first(judgment, Order::Ab).and_then(preferred_slot),
-            order_p_first(judgment, Order::Ba).and_then(preferred_slot),
+            order_p_first(judgment, Order::Ab, polarity).and_then(preferred_slot),
+            order_p_first(judgment, Order::Ba, polarity).and_then(preferred_slot),
         );
         let (Some(ab), Some(ba)) = slots else {
             continue;
@@ -71,10 +80,11 @@ pub(crate) fn position_bias(judgments: &[&Judgment]) -> PositionBias {
 
 /// Share of all order judgments whose raw distribution prefers slot "1" (before
 /// debiasing); a distribution at exactly one half counts as not preferring it.
-pub(crate) fn prefer_first(judgments: &[&Judgment]) -> Option<f64> {
+pub(crate) fn prefer_first(judgments: &[&Judgment], polarity: Polarity) -> Option<f64> {
     let orders = judgments.iter().flat_map(|judgment| &judgment.orders);
     let (total, first) = orders.fold((0usize, 0usize), |(total, first), judged| {
-        (total + 1, first + usize::from(judged.p_first > 0.5))
+        let p_slot1 = slot1_preferred(judged.p_first, polarity);
+        (total + 1, first + usize::from(p_slot1 > 0.5))
     });
     ratio(first, total)
 }
@@ -138,12 +148,20 @@ mod tests {
             two_orders("e6", 0.9, 0.6), // biased, first
         ];
         let refs: Vec<&Judgment> = judgments.iter().collect();
-        let bias = position_bias(&refs);
+        let bias = position_bias(&refs, Polarity::Normal);
         assert_eq!(bias.examples, 4);
         assert_eq!(bias.share, Some(0.75));
         assert_eq!(bias.direction, Some(2.0 / 3.0));
         // Orders with p_first > 0.5: e1 2, e2 0, e3 1, e4 1, e5 1, e6 2 → 7 of 11.
-        assert_eq!(prefer_first(&refs), Some(7.0 / 11.0));
+        assert_eq!(prefer_first(&refs, Polarity::Normal), Some(7.0 / 11.0));
+
+        // Asked for the worse response, answering "1" prefers slot 2: the same examples
+        // are biased, towards the other slot.
+        let inverted = position_bias(&refs, Polarity::Inverted);
+        assert_eq!(inverted.share, Some(0.75));
+        assert_eq!(inverted.direction, Some(1.0 / 3.0));
+        // Orders with p_first < 0.5 now prefer slot 1: e2 2, e3 1, e6 0... → 3 of 11.
+        assert_eq!(prefer_first(&refs, Polarity::Inverted), Some(3.0 / 11.0));
     }
 
     #[test]
@@ -154,14 +172,14 @@ mod tests {
         )];
         let refs: Vec<&Judgment> = judgments.iter().collect();
         assert_eq!(
-            position_bias(&refs),
+            position_bias(&refs, Polarity::Normal),
             PositionBias {
                 share: None,
                 direction: None,
                 examples: 0
             }
         );
-        assert_eq!(prefer_first(&[]), None);
+        assert_eq!(prefer_first(&[], Polarity::Normal), None);
     }
 
     #[test]

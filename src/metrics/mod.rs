@@ -39,6 +39,7 @@ use crate::backend::config::Price;
 use crate::fingerprint;
 use crate::grid::Cell;
 use crate::procedure::Judgment;
+use crate::prompt::Polarity;
 
 pub use bootstrap::percentile_interval;
 pub use calibration::{ECE_BINS, LOG_LOSS_CLIP};
@@ -63,6 +64,9 @@ pub struct CellInput {
     /// The cell's judgments, one per example. Should an example appear more than once,
     /// the last judgment of it counts (the latest, in journal order).
     pub judgments: Vec<Judgment>,
+    /// Whether the labeler was asked for the worse response: its answer "1" then
+    /// prefers slot 2, which the position metrics must know.
+    pub polarity: Polarity,
 }
 
 impl CellInput {
@@ -81,7 +85,14 @@ impl CellInput {
             mode: mode.into(),
             price,
             judgments,
+            polarity: Polarity::Normal,
         }
+    }
+
+    /// The same input for a task of `polarity`.
+    pub fn with_polarity(mut self, polarity: Polarity) -> CellInput {
+        self.polarity = polarity;
+        self
     }
 }
 
@@ -174,9 +185,9 @@ pub struct CellMetrics {
     /// million (cached calls included: what labeling with this cell costs).
     pub cost: Option<f64>,
     pub failures_by_kind: BTreeMap<String, usize>,
-    /// Whether no other cell has at least this alignment for at most these tokens
-    /// (prompt plus completion), one of them strictly better: the Pareto front of
-    /// alignment against cost.
+    /// Whether no other cell has at least this alignment at no more cost, one of them
+    /// strictly better: the Pareto front of alignment against cost. Cost is money when
+    /// every measured cell has a price, else tokens (prompt plus completion).
     #[serde(default)]
     pub pareto: bool,
     /// Spearman rank correlation between the AI's confidence, |p_a − ½|, and the human
@@ -274,13 +285,21 @@ pub fn summarize(cells: &[CellInput], options: &MetricsOptions) -> Vec<CellMetri
     metrics
 }
 
-/// Marks the cells that no other cell beats on both alignment and tokens.
+/// Marks the cells that no other cell beats on both alignment and cost (money where
+/// every measured cell has a price, else tokens).
 fn mark_pareto_front(metrics: &mut [CellMetrics]) {
-    let points: Vec<Option<(f64, u64)>> = metrics
+    let priced = metrics
+        .iter()
+        .filter(|cell| cell.alignment.is_some())
+        .all(|cell| cell.cost.is_some());
+    let points: Vec<Option<(f64, f64)>> = metrics
         .iter()
         .map(|cell| {
-            cell.alignment
-                .map(|alignment| (alignment, cell.prompt_tokens + cell.completion_tokens))
+            let cost = match cell.cost {
+                Some(money) if priced => money,
+                _ => (cell.prompt_tokens + cell.completion_tokens) as f64,
+            };
+            cell.alignment.map(|alignment| (alignment, cost))
         })
         .collect();
     for (index, cell) in metrics.iter_mut().enumerate() {
@@ -343,7 +362,7 @@ fn point_metrics(cell: &CellInput, all: &[&Judgment], successful: &[&Judgment]) 
     let n = successful.len();
     let alignment =
         (n > 0).then(|| successful.iter().filter_map(|j| score_of(j)).sum::<f64>() / n as f64);
-    let position = bias::position_bias(successful);
+    let position = bias::position_bias(successful, cell.polarity);
     let length = bias::length_bias(successful);
     let calibration = calibration::calibration(successful);
     let cost = cost::cost(all, cell.price);
@@ -357,7 +376,7 @@ fn point_metrics(cell: &CellInput, all: &[&Judgment], successful: &[&Judgment]) 
         ci_high: None,
         tied_with_best: false,
         position_bias: position.share,
-        prefer_first: bias::prefer_first(successful),
+        prefer_first: bias::prefer_first(successful, cell.polarity),
         prefer_longer: length.ai,
         ece: calibration.ece,
         calls: cost.calls,

@@ -7,7 +7,7 @@ use super::fixture::{failed, judged, scored, with_orders};
 use super::*;
 use crate::data::Label;
 use crate::data::sample::SplitMix64;
-use crate::prompt::Order;
+use crate::prompt::{Order, Polarity};
 
 fn cell(id: &str, judgments: Vec<Judgment>) -> CellInput {
     CellInput {
@@ -17,6 +17,7 @@ fn cell(id: &str, judgments: Vec<Judgment>) -> CellInput {
         mode: "simulated".to_owned(),
         price: None,
         judgments,
+        polarity: Polarity::Normal,
     }
 }
 

@@ -325,7 +325,7 @@ fn legend() -> String {
          <em>ECE</em>: expected calibration error over {ECE_BINS} equal-width confidence \
          bins. <em>Calls</em> and <em>tokens</em>: what each cell's judgments need, cached or \
          not; <em>cache hits</em>: calls identical to one made earlier in the grid. \
-         <em>Pareto</em> ◆: no other cell has at least its alignment for at most its tokens. \
+         <em>Pareto</em> ◆: no other cell has at least its alignment at no more cost (money where every labeler has a price, else tokens). \
          Click a column's header to sort by it."
     )
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::procedure::Judgment;
@@ -83,17 +83,19 @@ impl Journal {
                 }
             }
         }
-        let mut file = OpenOptions::new()
+        if complete < bytes.len() {
+            let torn = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(open_error)?;
+            torn.set_len(complete as u64).map_err(open_error)?;
+        }
+        // Append mode: every write lands at the end, whoever else has the file open.
+        let file = OpenOptions::new()
             .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
+            .append(true)
             .open(path)
             .map_err(open_error)?;
-        if complete < bytes.len() {
-            file.set_len(complete as u64).map_err(open_error)?;
-        }
-        file.seek(SeekFrom::End(0)).map_err(open_error)?;
         Ok((
             Journal {
                 path: path.to_path_buf(),

@@ -28,7 +28,7 @@ use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};
 use crate::metrics;
 use crate::prepare::Prepared;
-use crate::procedure::{Judgment, Procedure};
+use crate::procedure::{Failure, Judgment, Procedure};
 use crate::prompt::PromptError;
 use crate::report::{self, LabelerInfo, LabelerLine, ReportContext, Summary};
 
@@ -52,8 +52,11 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     /// Judgments in the journal, for the current grid.
     pub judged: usize,
-    /// Of those, judgments whose calls failed.
+    /// Of those, judgments whose calls failed for a reason that may pass (retried when
+    /// the run is resumed)...
     pub failed: usize,
+    /// ...and those that would fail again (kept as they are).
+    pub failed_permanently: usize,
     pub interrupted: bool,
     /// The ranked table for the terminal (empty when interrupted).
     pub table: String,
@@ -233,7 +236,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let (mut journal, existing) = Journal::open(&run_dir.path.join("judgments.jsonl"))?;
     let done: HashSet<(&str, &str)> = existing
         .iter()
-        .filter(|judgment| judgment.failure.is_none())
+        .filter(|judgment| judgment.failure.as_ref().is_none_or(Failure::is_permanent))
         .map(|judgment| (judgment.cell.as_str(), judgment.example.as_str()))
         .collect();
 
@@ -355,6 +358,10 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
 
     let judgments = merge(existing, fresh_judgments, prepared);
     let failed = judgments.iter().filter(|j| j.failure.is_some()).count();
+    let failed_permanently = judgments
+        .iter()
+        .filter(|j| j.failure.as_ref().is_some_and(Failure::is_permanent))
+        .count();
     let (calls_made, calls_from_cache, _) = progress.counts();
     manifest.status = if interrupted {
         "interrupted"
@@ -401,7 +408,8 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         run_id: run_dir.run_id.clone(),
         run_dir: run_dir.path.clone(),
         judged: judgments.len(),
-        failed,
+        failed: failed - failed_permanently,
+        failed_permanently,
         interrupted,
         table,
     })
@@ -462,6 +470,7 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summa
                 .cloned()
                 .collect();
             metrics::CellInput::new(cell, mode_of(config), price, judged)
+                .with_polarity(prepared.templates.polarity())
         })
         .collect();
     let options = metrics::MetricsOptions {
@@ -469,7 +478,20 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summa
         ..metrics::MetricsOptions::default()
     };
     let cells = metrics::summarize(&inputs, &options);
-    let references = metrics::reference_rows(&prepared.dataset.examples, &options);
+    // The references are read over the examples the cells could judge.
+    let judged: HashSet<&str> = judgments
+        .iter()
+        .filter(|judgment| judgment.failure.is_none())
+        .map(|judgment| judgment.example.as_str())
+        .collect();
+    let examples: Vec<crate::data::Example> = prepared
+        .dataset
+        .examples
+        .iter()
+        .filter(|example| judged.contains(example.id.as_str()))
+        .cloned()
+        .collect();
+    let references = metrics::reference_rows(&examples, &options);
     let labelers = experiment
         .labelers
         .iter()

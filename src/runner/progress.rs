@@ -26,6 +26,7 @@ pub struct Progress {
     remaining: Vec<usize>,
     started: Instant,
     last_log: Instant,
+    quiet: bool,
 }
 
 impl Progress {
@@ -57,6 +58,7 @@ impl Progress {
             remaining,
             started: now,
             last_log: now,
+            quiet,
         }
     }
 
@@ -92,6 +94,9 @@ impl Progress {
     }
 
     fn show(&mut self) {
+        if self.quiet {
+            return;
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(self.done);

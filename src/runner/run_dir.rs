@@ -108,8 +108,10 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Opens (creating) the folder of `run_id` under `root/<experiment>/`. With `fresh`,
-    /// picks the first unused `<run_id>-N` instead, so earlier judgments are left alone.
+    /// Opens (creating) the folder of `run_id` under `root/<experiment>/`: the newest of
+    /// `<run_id>`, `<run_id>-2`, ... so that a fresh run, once started, is the one
+    /// resumed. With `fresh`, picks the first unused `<run_id>-N` instead, so earlier
+    /// judgments are left alone.
     pub fn open(
         root: &Path,
         experiment: &str,
@@ -118,12 +120,17 @@ impl RunDir {
     ) -> Result<RunDir, RunDirError> {
         let parent = root.join(experiment);
         let mut chosen = run_id.to_owned();
-        if fresh {
-            let mut attempt = 2;
-            while parent.join(&chosen).exists() {
-                chosen = format!("{run_id}-{attempt}");
-                attempt += 1;
+        let mut attempt = 2;
+        loop {
+            let next = format!("{run_id}-{attempt}");
+            if !parent.join(&next).exists() {
+                if fresh && parent.join(&chosen).exists() {
+                    chosen = next;
+                }
+                break;
             }
+            chosen = next;
+            attempt += 1;
         }
         let path = parent.join(&chosen);
         std::fs::create_dir_all(&path).map_err(|source| RunDirError::Write {
@@ -131,19 +138,7 @@ impl RunDir {
             source,
         })?;
         let lock = path.join("run.lock");
-        if let Ok(text) = std::fs::read_to_string(&lock) {
-            if let Ok(pid) = text.trim().parse::<u32>() {
-                if pid != std::process::id() && process_alive(pid) {
-                    return Err(RunDirError::Locked { path, pid });
-                }
-            }
-        }
-        std::fs::write(&lock, std::process::id().to_string()).map_err(|source| {
-            RunDirError::Write {
-                path: lock.clone(),
-                source,
-            }
-        })?;
+        take_lock(&lock, &path)?;
         Ok(RunDir {
             path,
             run_id: chosen,
@@ -169,6 +164,50 @@ impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.lock);
     }
+}
+
+/// Creates the lock file holding this process's id. The file is created only if absent,
+/// so of two runs starting together one wins; a lock left by a process that is gone is
+/// taken over.
+fn take_lock(lock: &Path, folder: &Path) -> Result<(), RunDirError> {
+    let write_error = |source| RunDirError::Write {
+        path: lock.to_path_buf(),
+        source,
+    };
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(lock)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                return file
+                    .write_all(std::process::id().to_string().as_bytes())
+                    .map_err(write_error);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(lock)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok());
+                match owner {
+                    Some(pid) if pid != std::process::id() && process_alive(pid) => {
+                        return Err(RunDirError::Locked {
+                            path: folder.to_path_buf(),
+                            pid,
+                        });
+                    }
+                    // Stale: its process is gone. Remove it and try once more.
+                    _ => std::fs::remove_file(lock).map_err(write_error)?,
+                }
+            }
+            Err(error) => return Err(write_error(error)),
+        }
+    }
+    Err(RunDirError::Locked {
+        path: folder.to_path_buf(),
+        pid: 0,
+    })
 }
 
 /// Whether a process with this id exists (Linux: it has a /proc entry).
@@ -199,5 +238,9 @@ mod tests {
         let second = RunDir::open(root.path(), "exp", "abc", true).unwrap();
         assert_eq!(first.run_id, "abc");
         assert_eq!(second.run_id, "abc-2");
+        drop((first, second));
+        // Without --fresh, the newest run of the id is the one resumed.
+        let again = RunDir::open(root.path(), "exp", "abc", false).unwrap();
+        assert_eq!(again.run_id, "abc-2");
     }
 }

@@ -884,9 +884,14 @@ impl<'a> Checker<'a> {
         if temperature.is_finite() && temperature >= 0.0 {
             Some(temperature)
         } else {
+            let what = if temperature.is_finite() {
+                "is negative"
+            } else {
+                "is not a number"
+            };
             self.at(
                 path,
-                format!("temperature {temperature} is negative"),
+                format!("temperature {temperature} {what}"),
                 Some("use 0 for greedy decoding or a positive temperature".to_owned()),
             );
             None
