@@ -160,6 +160,9 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let experiment = &prepared.experiment;
     let started = Instant::now();
     let started_unix = now_unix();
+    // Listen for Ctrl-C from the start, so that it stops a slow preflight cleanly too.
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
     let run_dir = RunDir::open(
         &options.results,
         &experiment.name,
@@ -184,13 +187,26 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             .labeler(name)
             .expect("validation guarantees every grid labeler is declared");
         let labeler = backend::build(name, config, &client)?;
-        labeler
-            .preflight()
-            .await
-            .map_err(|error| RunError::Preflight {
-                labeler: name.to_owned(),
-                error,
-            })?;
+        let checked = tokio::select! {
+            biased;
+            _ = &mut interrupt => None,
+            checked = labeler.preflight() => Some(checked),
+        };
+        let Some(checked) = checked else {
+            return Ok(RunOutcome {
+                run_id: run_dir.run_id.clone(),
+                run_dir: run_dir.path.clone(),
+                judged: 0,
+                failed: 0,
+                failed_permanently: 0,
+                interrupted: true,
+                table: String::new(),
+            });
+        };
+        checked.map_err(|error| RunError::Preflight {
+            labeler: name.to_owned(),
+            error,
+        })?;
         labelers.insert(name, CachedLabeler::new(labeler, cache.clone()));
     }
     let labeler_manifest: Vec<LabelerManifest> = labelers
@@ -308,31 +324,34 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         options.quiet,
     );
 
-    // As many examples in flight as the labelers can serve at once: a one-slot server
-    // then sees one example's prompts back to back.
-    let concurrency = labelers
-        .keys()
-        .filter_map(|name| experiment.labeler(name))
-        .map(concurrency_of)
-        .sum::<usize>()
-        .max(1);
-
+    // One stream of units per labeler, each with as many examples in flight as its
+    // labeler serves at once, all labelers working side by side: a one-slot server then
+    // sees one example's prompts back to back.
     let started_units = std::sync::atomic::AtomicUsize::new(0);
-    let mut units = futures::stream::iter(pending.iter().copied())
-        .map(|(cell, example)| {
-            let procedure = &procedures[cell];
-            let started_units = &started_units;
-            async move {
-                started_units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (cell, procedure.label(&examples[example]).await)
-            }
-        })
-        .buffer_unordered(concurrency);
+    let streams = labelers.keys().map(|name| {
+        let limit = experiment.labeler(name).map_or(1, concurrency_of).max(1);
+        let own: Vec<(usize, usize)> = pending
+            .iter()
+            .copied()
+            .filter(|&(cell, _)| prepared.expansion.cells[cell].settings.labeler == *name)
+            .collect();
+        let procedures = &procedures;
+        let started_units = &started_units;
+        futures::stream::iter(own)
+            .map(move |(cell, example)| {
+                let procedure = &procedures[cell];
+                async move {
+                    started_units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    (cell, procedure.label(&examples[example]).await)
+                }
+            })
+            .buffer_unordered(limit)
+            .boxed_local()
+    });
+    let mut units = futures::stream::select_all(streams);
 
     let mut fresh_judgments = Vec::with_capacity(pending.len());
     let mut interrupted = false;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     loop {
         tokio::select! {
             biased;
