@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -74,6 +74,25 @@ pub struct Cache {
     path: PathBuf,
     connection: Mutex<Connection>,
     in_flight: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+    /// Backend calls sent and not yet answered, for the progress display.
+    calls_in_flight: AtomicUsize,
+}
+
+/// Counts one backend call as in flight for as long as it lives, even if its future is
+/// dropped (Ctrl-C).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn start(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Cache {
@@ -114,6 +133,7 @@ impl Cache {
             path: path.to_path_buf(),
             connection: Mutex::new(connection),
             in_flight: Mutex::new(HashMap::new()),
+            calls_in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -139,6 +159,11 @@ impl Cache {
             "INSERT OR REPLACE INTO calls (key, identity, kind, answer) VALUES (?1, ?2, ?3, ?4)",
             params![key, identity, kind, answer],
         );
+    }
+
+    /// Backend calls sent and not yet answered.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls_in_flight.load(Ordering::Relaxed)
     }
 
     /// Entries stored, for reports and tests.
@@ -180,7 +205,10 @@ impl Cache {
         let result = cell
             .get_or_try_init(|| async {
                 made_here.store(true, Ordering::Relaxed);
-                let answer = call.await?;
+                let counted = InFlight::start(&self.calls_in_flight);
+                let answer = call.await;
+                drop(counted);
+                let answer = answer?;
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
                 self.store(&digest, key.identity, key.kind, &text);
                 Ok::<String, CallError>(text)
@@ -277,7 +305,6 @@ impl CachedLabeler {
 mod tests {
     use super::*;
     use crate::backend::{BoxFuture, Capabilities, Scored, Usage};
-    use std::sync::atomic::AtomicUsize;
 
     #[derive(Debug, Default)]
     struct Counting {

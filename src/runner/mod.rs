@@ -366,7 +366,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                     let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
                     let in_flight = started.saturating_sub(fresh_judgments.len());
                     let judgment = fresh_judgments.last().expect("just pushed");
-                    progress.finished_unit(judgment, cell, in_flight);
+                    progress.finished_unit(judgment, cell, (in_flight, cache.calls_in_flight()));
                 }
                 None => break,
             },

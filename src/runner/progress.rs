@@ -22,6 +22,7 @@ pub struct Progress {
     cached_calls: u64,
     tokens: u64,
     in_flight: usize,
+    calls_in_flight: usize,
     /// Examples still to judge, per cell.
     remaining: Vec<usize>,
     started: Instant,
@@ -55,6 +56,7 @@ impl Progress {
             cached_calls: 0,
             tokens: 0,
             in_flight: 0,
+            calls_in_flight: 0,
             remaining,
             started: now,
             last_log: now,
@@ -62,10 +64,16 @@ impl Progress {
         }
     }
 
-    /// Records a completed judgment of `cell`; `in_flight` examples are still being
-    /// labelled.
-    pub fn finished_unit(&mut self, judgment: &Judgment, cell: usize, in_flight: usize) {
+    /// Records a completed judgment of `cell`, while `in_flight` examples are still
+    /// being labelled with `calls_in_flight` backend calls outstanding.
+    pub fn finished_unit(
+        &mut self,
+        judgment: &Judgment,
+        cell: usize,
+        (in_flight, calls_in_flight): (usize, usize),
+    ) {
         self.in_flight = in_flight;
+        self.calls_in_flight = calls_in_flight;
         if let Some(left) = self.remaining.get_mut(cell) {
             *left = left.saturating_sub(1);
         }
@@ -83,9 +91,11 @@ impl Progress {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
         let cells_done = self.remaining.iter().filter(|&&left| left == 0).count();
         format!(
-            "{cells_done}/{} cells, {} in flight, {:.0} tok/s, {} calls, {} cached, {} failed",
+            "{cells_done}/{} cells, {} examples and {} calls in flight, {:.0} tok/s, {} calls, \
+             {} cached, {} failed",
             self.remaining.len(),
             self.in_flight,
+            self.calls_in_flight,
             self.tokens as f64 / seconds,
             self.paid_calls,
             self.cached_calls,
