@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{CallError, GenerateRequest, ScoreRequest, Scored, Truth, Usage};
@@ -166,30 +165,27 @@ impl Procedure<'_> {
         }
     }
 
-    /// Labels one example. Failures are recorded in the judgment, never raised.
+    /// Labels one example. Failures are recorded in the judgment, never raised, and
+    /// the calls that did succeed are counted either way.
     pub async fn label(&self, example: &Example) -> Judgment {
         let started = Instant::now();
         let orders = self.orders(example);
-        let results = if self.sequential {
-            let mut results = Vec::with_capacity(orders.len());
-            for &order in &orders {
-                results.push(self.label_order(example, order).await);
-            }
-            results
-        } else {
-            futures::future::join_all(orders.iter().map(|&order| self.label_order(example, order)))
-                .await
-        };
+        let results = all(
+            self.sequential,
+            orders
+                .iter()
+                .map(|&order| self.label_order(example, order))
+                .collect(),
+        )
+        .await;
 
         let mut cost = Cost::default();
         let mut judged = Vec::new();
         let mut failure = None;
-        for result in results {
+        for (result, order_cost) in results {
+            cost.absorb(order_cost);
             match result {
-                Ok((order, order_cost)) => {
-                    cost.absorb(order_cost);
-                    judged.push(order);
-                }
+                Ok(order) => judged.push(order),
                 Err(error) => failure = failure.or(Some(error)),
             }
         }
@@ -221,53 +217,52 @@ impl Procedure<'_> {
         }
     }
 
-    async fn label_order(
-        &self,
-        example: &Example,
-        order: Order,
-    ) -> Result<(OrderJudgment, Cost), Failure> {
-        let prompt = self
-            .prompts
-            .render(example, order)
-            .map_err(|error| Failure {
-                kind: "template".to_owned(),
-                message: error.to_string(),
-            })?;
+    async fn label_order(&self, example: &Example, order: Order) -> Step<OrderJudgment> {
+        let prompt = match self.prompts.render(example, order) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                let failure = Failure {
+                    kind: "template".to_owned(),
+                    message: error.to_string(),
+                };
+                return (Err(failure), Cost::default());
+            }
+        };
         let truth = Truth {
             example_id: example.id.clone(),
             preferred_slot: self.polarity.choice_digit(example.label, order),
         };
-        let samples = if self.cell.settings.cot {
+        let steps = if self.cell.settings.cot {
             let count = self.cell.settings.self_consistency.samples;
-            if self.sequential {
-                let mut samples = Vec::with_capacity(count as usize);
-                for sample in 0..count {
-                    samples.push(self.cot_sample(&prompt, sample, &truth).await?);
-                }
-                samples
-            } else {
-                try_join_all((0..count).map(|sample| self.cot_sample(&prompt, sample, &truth)))
-                    .await?
-            }
+            // Every sample runs to its end even if one fails, so that what was paid for
+            // is cached and counted.
+            let samples = (0..count)
+                .map(|sample| self.cot_sample(&prompt, sample, &truth))
+                .collect();
+            all(self.sequential, samples).await
         } else {
-            let text = prompt.scoring_text();
-            vec![self.score(text, None, &truth).await?]
+            vec![self.score(prompt.scoring_text(), None, &truth).await]
         };
         let mut cost = Cost::default();
-        let mut judged = Vec::with_capacity(samples.len());
-        for (sample, sample_cost) in samples {
-            cost.absorb(sample_cost);
-            judged.push(sample);
+        let mut judged = Vec::with_capacity(steps.len());
+        let mut failure = None;
+        for (result, step_cost) in steps {
+            cost.absorb(step_cost);
+            match result {
+                Ok(sample) => judged.push(sample),
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        if let Some(failure) = failure {
+            return (Err(failure), cost);
         }
         let p_first = judged.iter().map(|s| s.p_first).sum::<f64>() / judged.len() as f64;
-        Ok((
-            OrderJudgment {
-                order,
-                p_first,
-                samples: judged,
-            },
-            cost,
-        ))
+        let judged = OrderJudgment {
+            order,
+            p_first,
+            samples: judged,
+        };
+        (Ok(judged), cost)
     }
 
     /// One chain-of-thought sample: generate a rationale, then score after it.
@@ -276,7 +271,7 @@ impl Procedure<'_> {
         prompt: &Prompt,
         sample: u32,
         truth: &Truth,
-    ) -> Result<(SampleJudgment, Cost), Failure> {
+    ) -> Step<SampleJudgment> {
         let sc = self.cell.settings.self_consistency;
         let greedy = sc.temperature == 0.0;
         let request = GenerateRequest {
@@ -290,16 +285,15 @@ impl Procedure<'_> {
             seed: if greedy { 0 } else { self.seed },
             stop: vec![prompt.ending.clone()],
         };
-        let generated = self
-            .labeler
-            .generate(&request, truth)
-            .await
-            .map_err(|error| failure(&error))?;
+        let generated = match self.labeler.generate(&request, truth).await {
+            Ok(generated) => generated,
+            Err(error) => return (Err(failure(&error)), Cost::default()),
+        };
         let rationale = prompt.clean_rationale(&generated.answer.text).to_owned();
         let text = prompt.scoring_text_after(&rationale);
-        let (judged, mut cost) = self.score(text, Some(rationale), truth).await?;
+        let (judged, mut cost) = self.score(text, Some(rationale), truth).await;
         cost.add(&generated, generated.answer.usage);
-        Ok((judged, cost))
+        (judged, cost)
     }
 
     async fn score(
@@ -307,21 +301,39 @@ impl Procedure<'_> {
         prompt: String,
         rationale: Option<String>,
         truth: &Truth,
-    ) -> Result<(SampleJudgment, Cost), Failure> {
+    ) -> Step<SampleJudgment> {
         let request = ScoreRequest {
             prompt,
             alternatives: self.alternatives,
         };
-        let scored = self
-            .labeler
-            .score(&request, truth)
-            .await
-            .map_err(|error| failure(&error))?;
+        let scored = match self.labeler.score(&request, truth).await {
+            Ok(scored) => scored,
+            Err(error) => return (Err(failure(&error)), Cost::default()),
+        };
         let mut cost = Cost::default();
         cost.add(&scored, scored.answer.usage);
-        let mut judged = read_preference(&scored.answer.scored)?;
-        judged.rationale = rationale;
-        Ok((judged, cost))
+        let judged = read_preference(&scored.answer.scored).map(|mut judged| {
+            judged.rationale = rationale;
+            judged
+        });
+        (judged, cost)
+    }
+}
+
+/// The outcome of a step of the procedure, with what its calls cost whatever the outcome.
+type Step<T> = (Result<T, Failure>, Cost);
+
+/// Awaits every future: one after another for a labeler that serves one request at a
+/// time, else all at once.
+async fn all<F: Future>(sequential: bool, futures: Vec<F>) -> Vec<F::Output> {
+    if sequential {
+        let mut outputs = Vec::with_capacity(futures.len());
+        for future in futures {
+            outputs.push(future.await);
+        }
+        outputs
+    } else {
+        futures::future::join_all(futures).await
     }
 }
 

@@ -219,6 +219,8 @@ async fn failed_calls_are_recorded_counted_and_retried_on_rerun() {
     assert_eq!(failed.len(), 2);
     assert_eq!(failed[0]["failure"]["kind"], "server_error");
     assert!(failed[0]["p_a"].is_null());
+    // The order that failed paid nothing; the other order's call still counts.
+    assert_eq!(failed[0]["calls"], 1);
     let summary: Value = serde_json::from_str(&workspace.summary()).unwrap();
     let failures: u64 = summary["cells"]
         .as_array()
