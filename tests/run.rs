@@ -217,6 +217,11 @@ fn running_the_same_file_again_resumes_and_pays_nothing() {
     assert_eq!(std::fs::read(run.join("report.md")).unwrap(), report);
     let manifest = json(&run.join("manifest.json"));
     assert_eq!(manifest["calls_made"], 0);
+    assert!(
+        manifest["resumed_unix"].is_u64(),
+        "a resumption is recorded as one"
+    );
+    assert!(manifest["started_unix"].as_u64() <= manifest["resumed_unix"].as_u64());
     let lines = std::fs::read_to_string(run.join("judgments.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 64, "nothing judged twice");
 }

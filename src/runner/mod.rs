@@ -91,8 +91,12 @@ struct Manifest<'a> {
     run_id: &'a str,
     file: String,
     status: &'static str,
+    /// When the run first started; a resumed run keeps it.
     started_unix: u64,
+    /// When this process took the run up again, if it is a resumption.
+    resumed_unix: Option<u64>,
     ended_unix: Option<u64>,
+    /// Wall time of this process's part of the run.
     wall_seconds: Option<f64>,
     dataset: DataManifest,
     exemplars: Option<DataManifest>,
@@ -222,13 +226,18 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         })
         .collect();
 
+    let first_started = std::fs::read_to_string(run_dir.path.join("manifest.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|earlier| earlier.get("started_unix")?.as_u64());
     let mut manifest = Manifest {
         rlaif_version: env!("CARGO_PKG_VERSION"),
         experiment: &experiment.name,
         run_id: &run_dir.run_id,
         file: experiment.file.display().to_string(),
         status: "running",
-        started_unix,
+        started_unix: first_started.unwrap_or(started_unix),
+        resumed_unix: first_started.map(|_| started_unix),
         ended_unix: None,
         wall_seconds: None,
         dataset: DataManifest::of(&experiment.dataset, &prepared.dataset),

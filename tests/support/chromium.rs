@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+use crate::setup::must_run;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -121,21 +122,6 @@ fn headless(page: &Path, extra: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// Runs a command to completion; panics with its output if it fails.
-fn must_run(command: &mut Command, what: &str) {
-    eprintln!("test setup: {what}");
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what} failed with {}:\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `target/test-artifacts`, created when missing: where tests keep files for people to

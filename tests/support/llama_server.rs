@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use crate::setup::must_run;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -109,21 +110,6 @@ fn models_answer(port: u16) -> bool {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.starts_with("HTTP/1.1 200")
-}
-
-/// Runs a command to completion; panics with its output if it fails.
-fn must_run(command: &mut Command, what: &str) {
-    eprintln!("test setup: {what}");
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what} failed with {}:\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Installs llama-cpp-python's server unless a working one is there already.
