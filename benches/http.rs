@@ -73,6 +73,22 @@ async fn harness_run(experiment: &Path) -> Duration {
     elapsed
 }
 
+/// `iters` full runs, timed without their set-up.
+async fn harness_runs(experiment: &Path, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        total += harness_run(experiment).await;
+    }
+    total
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// The same number of requests with nothing but reqwest.
 async fn bare_loop(client: &reqwest::Client, url: &str, calls: usize, concurrency: usize) {
     let endpoint = format!("{url}/completions");
@@ -97,10 +113,7 @@ async fn bare_loop(client: &reqwest::Client, url: &str, calls: usize, concurrenc
 }
 
 fn overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime();
     let server = runtime.block_on(FakeServer::with(FakeConfig::default().varying()));
     let dir = tempfile::tempdir().expect("a folder");
     // 1,000 examples x 2 orders = 2,000 scoring calls.
@@ -122,24 +135,13 @@ fn overhead(c: &mut Criterion) {
         })
     });
     group.bench_function("rlaif_run", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += harness_run(&experiment).await;
-                }
-                total
-            })
-        })
+        b.iter_custom(|iters| runtime.block_on(harness_runs(&experiment, iters)))
     });
     group.finish();
 }
 
 fn latency(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime();
     let config = FakeConfig::default()
         .varying()
         .latency(Duration::from_millis(50));
@@ -152,15 +154,7 @@ fn latency(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(1280));
     group.bench_function("rlaif_run", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += harness_run(&experiment).await;
-                }
-                total
-            })
-        })
+        b.iter_custom(|iters| runtime.block_on(harness_runs(&experiment, iters)))
     });
     group.finish();
 }

@@ -1143,6 +1143,43 @@ struct SizeSeries<'a> {
 }
 
 impl<'a> SizeSeries<'a> {
+    /// The series as lines of marks, dodged apart and joined only between labelers of
+    /// known size, and the other cells as background points; `mark` draws one cell at a
+    /// plot position with a horizontal offset, or nothing when it has no value.
+    fn marks(
+        &self,
+        order: &SizeOrder,
+        mark: impl Fn(usize, &CellView<'_>, f64) -> Option<Mark>,
+    ) -> (Vec<Series>, Vec<Mark>) {
+        let count = self.series.len();
+        let series = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(index, (name, points))| Series {
+                name: name.clone(),
+                color: COLORS[index % COLORS.len()],
+                line: true,
+                marks: points
+                    .iter()
+                    .filter_map(|(at, cell)| {
+                        let drawn = mark(*at, cell, dodge(index, count))?;
+                        Some(Mark {
+                            joined: order.joinable(*at),
+                            ..drawn
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        let background = self
+            .others
+            .iter()
+            .filter_map(|(at, cell)| mark(*at, cell, 0.0))
+            .collect();
+        (series, background)
+    }
+
     /// One series per prompt configuration when there are at most [`MAX_SERIES`], else
     /// the best cell of each labeler.
     fn new(cells: &'a [CellView<'a>], order: &SizeOrder) -> SizeSeries<'a> {
@@ -1245,29 +1282,9 @@ fn size_plot(by_size: &SizeSeries<'_>, order: &SizeOrder, level: &str) -> String
             "",
         );
     }
-    let count = by_size.series.len();
-    let series: Vec<Series> = by_size
-        .series
-        .iter()
-        .enumerate()
-        .map(|(index, (name, points))| Series {
-            name: name.clone(),
-            color: COLORS[index % COLORS.len()],
-            line: true,
-            marks: points
-                .iter()
-                .map(|(at, cell)| Mark {
-                    joined: order.joinable(*at),
-                    ..alignment_mark(*at as f64, cell, dodge(index, count))
-                })
-                .collect(),
-        })
-        .collect();
-    let background: Vec<Mark> = by_size
-        .others
-        .iter()
-        .map(|(at, cell)| alignment_mark(*at as f64, cell, 0.0))
-        .collect();
+    let (series, background) = by_size.marks(order, |at, cell, dx| {
+        Some(alignment_mark(at as f64, cell, dx))
+    });
     let chart = Chart {
         id: ID,
         title: title.to_owned(),
@@ -1349,26 +1366,7 @@ fn position_bias_plot(by_size: &SizeSeries<'_>, order: &SizeOrder) -> String {
             joined: order.joinable(at),
         })
     };
-    let count = by_size.series.len();
-    let series: Vec<Series> = by_size
-        .series
-        .iter()
-        .enumerate()
-        .map(|(index, (name, points))| Series {
-            name: name.clone(),
-            color: COLORS[index % COLORS.len()],
-            line: true,
-            marks: points
-                .iter()
-                .filter_map(|(at, cell)| mark(*at, cell, dodge(index, count)))
-                .collect(),
-        })
-        .collect();
-    let background: Vec<Mark> = by_size
-        .others
-        .iter()
-        .filter_map(|(at, cell)| mark(*at, cell, 0.0))
-        .collect();
+    let (series, background) = by_size.marks(order, mark);
     if series.iter().all(|s| s.marks.is_empty()) && background.is_empty() {
         return no_data(
             ID,
