@@ -772,3 +772,243 @@ fn integer(value: &Value) -> Option<i64> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gguf_file::{Content, VersionedMagic};
+
+    fn content(entries: Vec<(&str, Value)>) -> Content {
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata: entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    fn strings(items: &[&str]) -> Value {
+        Value::Array(
+            items
+                .iter()
+                .map(|s| Value::String((*s).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// A byte-level vocabulary: the 256 byte characters, then merge results and two
+    /// special tokens.
+    fn gpt2(pre: &str, merges: &[&str], extra: &[&str]) -> Result<Tokenizer, TokenizerError> {
+        let bytes: Vec<String> = (0..=255u8)
+            .map(|b| bpe::byte_to_char(b).to_string())
+            .collect();
+        let mut tokens: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        tokens.extend(extra);
+        tokens.extend(["<|end|>", "<tool>"]);
+        let mut types = vec![Value::I32(1); tokens.len()];
+        types[tokens.len() - 2] = Value::I32(3);
+        types[tokens.len() - 1] = Value::I32(4);
+        Tokenizer::from_gguf(&content(vec![
+            ("tokenizer.ggml.model", Value::String("gpt2".to_owned())),
+            ("tokenizer.ggml.pre", Value::String(pre.to_owned())),
+            ("tokenizer.ggml.tokens", strings(&tokens)),
+            ("tokenizer.ggml.token_type", Value::Array(types)),
+            ("tokenizer.ggml.merges", strings(merges)),
+            (
+                "tokenizer.ggml.eos_token_id",
+                Value::U32(tokens.len() as u32 - 2),
+            ),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ]))
+    }
+
+    fn id(tokenizer: &Tokenizer, text: &str) -> u32 {
+        tokenizer
+            .token_id(text)
+            .unwrap_or_else(|| panic!("{text:?} is a token"))
+    }
+
+    #[test]
+    fn byte_level_bpe_merges_by_rank() {
+        let merges = ["h e", "l l", "he ll", "hell o", "Ġ w"];
+        let tokenizer = gpt2("gpt-2", &merges, &["he", "ll", "hell", "hello", "Ġw"]).unwrap();
+        assert_eq!(
+            tokenizer.encode("hello", false, false),
+            [id(&tokenizer, "hello")]
+        );
+        let ids = tokenizer.encode("hello wow", false, false);
+        assert_eq!(ids[..2], [id(&tokenizer, "hello"), id(&tokenizer, "Ġw")]);
+        assert_eq!(tokenizer.decode(&ids), "hello wow");
+        assert_eq!(tokenizer.token_bytes(id(&tokenizer, "Ġw")), b" w");
+        // The same word again comes from the cache.
+        assert_eq!(
+            tokenizer.encode("hello", false, false),
+            [id(&tokenizer, "hello")]
+        );
+    }
+
+    #[test]
+    fn merges_go_on_through_results_missing_from_the_vocabulary() {
+        // "xy" is no token, yet "xy z" still merges into "xyz", as llama.cpp merges
+        // strings; left alone, "xy" falls back to its single bytes.
+        let tokenizer = gpt2("gpt-2", &["x y", "xy z"], &["xyz"]).unwrap();
+        assert_eq!(
+            tokenizer.encode("xyz", false, false),
+            [id(&tokenizer, "xyz")]
+        );
+        assert_eq!(
+            tokenizer.encode("xy", false, false),
+            [id(&tokenizer, "x"), id(&tokenizer, "y")]
+        );
+    }
+
+    #[test]
+    fn control_tokens_are_parsed_on_request_and_user_defined_ones_always() {
+        let tokenizer = gpt2("gpt-2", &[], &[]).unwrap();
+        let end = id(&tokenizer, "<|end|>");
+        let tool = id(&tokenizer, "<tool>");
+        assert_eq!(tokenizer.encode("<|end|>", false, true), [end]);
+        assert_ne!(tokenizer.encode("<|end|>", false, false), [end]);
+        assert_eq!(tokenizer.encode("<tool>", false, false), [tool]);
+        assert!(tokenizer.token_bytes(end).is_empty());
+        assert_eq!(tokenizer.token_bytes(tool), b"<tool>");
+        // `<|end|>` ends generation by its text, and is the EOS here too.
+        assert!(tokenizer.is_end_of_generation(end));
+        assert_eq!(tokenizer.eos(), Some(end));
+        // gpt2 models default to llama.cpp's BOS 11 but do not add it unless told to.
+        assert_eq!(tokenizer.bos(), Some(11));
+        assert_eq!(
+            tokenizer.encode("x", true, false),
+            tokenizer.encode("x", false, false)
+        );
+    }
+
+    #[test]
+    fn an_unknown_pre_tokenizer_is_refused_by_name() {
+        let error = gpt2("llama3", &[], &[]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`llama3`"), "{message}");
+        assert!(
+            message.contains("qwen2") && message.contains("smollm"),
+            "{message}"
+        );
+        let error = gpt2("default", &[], &[]).unwrap_err();
+        assert!(matches!(
+            error,
+            TokenizerError::UnsupportedPreTokenizer { .. }
+        ));
+    }
+
+    #[test]
+    fn an_unknown_model_is_refused() {
+        let error = Tokenizer::from_gguf(&content(vec![(
+            "tokenizer.ggml.model",
+            Value::String("bert".to_owned()),
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            error,
+            TokenizerError::UnsupportedModel {
+                model: "bert".to_owned()
+            }
+        );
+        let error = Tokenizer::from_gguf(&content(vec![])).unwrap_err();
+        assert_eq!(
+            error,
+            TokenizerError::MissingKey {
+                key: "tokenizer.ggml.model"
+            }
+        );
+    }
+
+    fn sentencepiece(extra: Vec<(&str, Value)>) -> Result<Tokenizer, TokenizerError> {
+        let bytes: Vec<String> = (0..=255).map(|b| format!("<0x{b:02X}>")).collect();
+        let mut tokens = vec!["<unk>", "<s>", "</s>"];
+        let mut types = vec![2, 3, 3];
+        tokens.extend(bytes.iter().map(String::as_str));
+        types.extend([6; 256]);
+        let words = ["▁", "a", "b", "▁a", "ab", "▁ab"];
+        tokens.extend(words);
+        types.extend([1; 6]);
+        let mut scores = vec![0.0f32; tokens.len() - words.len()];
+        scores.extend([-1.0, -1.0, -1.0, -2.0, -3.0, -1.5]);
+        let mut entries = vec![
+            ("tokenizer.ggml.model", Value::String("llama".to_owned())),
+            ("tokenizer.ggml.tokens", strings(&tokens)),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array(types.into_iter().map(Value::I32).collect()),
+            ),
+            (
+                "tokenizer.ggml.scores",
+                Value::Array(scores.into_iter().map(Value::F32).collect()),
+            ),
+        ];
+        entries.extend(extra);
+        Tokenizer::from_gguf(&content(entries))
+    }
+
+    #[test]
+    fn sentencepiece_merges_by_score_and_falls_back_to_bytes() {
+        let tokenizer = sentencepiece(vec![]).unwrap();
+        // BOS added by default, and a space prefix before the text.
+        assert_eq!(
+            tokenizer.encode("ab", true, false),
+            [1, id(&tokenizer, "▁ab")]
+        );
+        assert_eq!(
+            tokenizer.encode("é", false, false),
+            [
+                id(&tokenizer, "▁"),
+                id(&tokenizer, "<0xC3>"),
+                id(&tokenizer, "<0xA9>")
+            ]
+        );
+        assert_eq!(tokenizer.decode(&tokenizer.encode("é", false, false)), " é");
+        assert_eq!(tokenizer.token_bytes(id(&tokenizer, "▁ab")), b" ab");
+        assert!(tokenizer.token_bytes(1).is_empty());
+        assert!(tokenizer.is_end_of_generation(2));
+    }
+
+    #[test]
+    fn sentencepiece_space_prefix_follows_the_metadata() {
+        let tokenizer = sentencepiece(vec![(
+            "tokenizer.ggml.add_space_prefix",
+            Value::Bool(false),
+        )])
+        .unwrap();
+        assert_eq!(tokenizer.encode("ab", false, false), [id(&tokenizer, "ab")]);
+    }
+
+    #[test]
+    fn adding_a_bos_needs_one() {
+        let error = sentencepiece(vec![("tokenizer.ggml.bos_token_id", Value::U32(1 << 20))]);
+        // An out-of-range id is ignored and the default (1) stays.
+        assert_eq!(error.unwrap().bos(), Some(1));
+        let error = Tokenizer::from_gguf(&content(vec![
+            ("tokenizer.ggml.model", Value::String("llama".to_owned())),
+            ("tokenizer.ggml.tokens", strings(&["<unk>"])),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            error,
+            TokenizerError::MissingSpecialToken {
+                add_key: "tokenizer.ggml.add_bos_token",
+                id_key: "tokenizer.ggml.bos_token_id"
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_metadata_types_name_the_key() {
+        let error =
+            sentencepiece(vec![("tokenizer.ggml.add_bos_token", Value::U32(1))]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GGUF metadata `tokenizer.ggml.add_bos_token` is U32, expected a bool"
+        );
+    }
+}
