@@ -12,6 +12,8 @@ pub mod backend;
 pub mod cache;
 pub mod cli;
 pub mod data;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod fingerprint;
 pub mod grid;
 pub mod metrics;
