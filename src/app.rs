@@ -133,6 +133,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
             results,
             fresh,
             quiet,
+            yes,
         } => run_experiment(
             &file,
             &RunOptions {
@@ -140,6 +141,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
                 fresh,
                 quiet,
             },
+            yes,
             out,
         ),
         Command::Report {
@@ -170,12 +172,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
     }
 }
 
+/// Grids above this many cells run only with `--yes` (see `rlaif run --help`).
+const CONFIRM_ABOVE_CELLS: usize = 10_000;
+
 fn run_experiment(
     file: &Path,
     options: &RunOptions,
+    yes: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, AppError> {
-    let prepared = prepare::prepare(file)?;
+    let limit = (!yes).then_some(CONFIRM_ABOVE_CELLS);
+    let prepared = prepare::prepare_with(file, limit)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -60,6 +60,9 @@ pub enum Command {
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
+        /// Run a grid of more than 10,000 cells (without it, such a run is refused).
+        #[arg(long)]
+        yes: bool,
     },
     /// Print a finished run's report, pivot its cells into an ablation table, or lay
     /// them out as one of the paper's tables beside the paper's values.
