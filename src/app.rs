@@ -5,8 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{self, CacheError, Repair};
 use crate::cli::{
-    Cli, Command, CompareFormat, MetricArg, OrderArg, PlanFormat, ReportFormat, TableArg,
+    CacheAction, Cli, Command, CompareFormat, MetricArg, OrderArg, PlanFormat, ReportFormat,
+    TableArg,
 };
 use crate::plan;
 use crate::prepare::{self, PrepareError, Prepared};
@@ -55,6 +57,8 @@ pub enum AppError {
         "--format html renders the whole report (drop --rows, --cols and --table, or use md, csv or json)"
     )]
     HtmlLayout,
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write output")]
@@ -90,6 +94,13 @@ impl AppError {
             AppError::Run(
                 RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
             ) => 2,
+            // So does a damaged cache: nothing was sent, the file needs a repair.
+            AppError::Run(RunError::Cache(error)) | AppError::Cache(error) => match error {
+                CacheError::Damaged { .. }
+                | CacheError::Unhealthy { .. }
+                | CacheError::Missing { .. } => 2,
+                _ => 1,
+            },
             AppError::Run(_) => 1,
             _ => 2,
         }
@@ -169,6 +180,37 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
             run_b,
             format,
         } => written(out.write_all(compare_runs(&run_a, &run_b, format)?.as_bytes())),
+        Command::Cache {
+            action: CacheAction::Check { results },
+        } => {
+            let health = cache::check(&results)?;
+            out.write_all(health.report().as_bytes())
+                .map_err(AppError::Output)?;
+            if health.is_healthy() {
+                Ok(Outcome::Success)
+            } else {
+                Err(CacheError::Unhealthy {
+                    path: health.path.clone(),
+                    readable: health.readable(),
+                }
+                .into())
+            }
+        }
+        Command::Cache {
+            action: CacheAction::Repair { results },
+        } => {
+            // A run writing to the cache while it is rebuilt would lose its answers.
+            if let Some((run, pid)) = runner::active_run(&results) {
+                return Err(CacheError::InUse {
+                    path: results.join(cache::FILE),
+                    pid,
+                    run,
+                }
+                .into());
+            }
+            let repair: Repair = cache::repair(&results)?;
+            written(out.write_all(repair.report().as_bytes()))
+        }
     }
 }
 

@@ -104,6 +104,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
         format: CompareFormat,
     },
+    /// Check or repair the call cache of a results folder (`<results>/cache.sqlite`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+/// What `rlaif cache` does.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Run SQLite's integrity check and decode every stored call; report the counts.
+    Check {
+        /// The results root that holds cache.sqlite.
+        #[arg(default_value = "results")]
+        results: PathBuf,
+    },
+    /// Keep every readable call in a fresh cache and move the damaged file aside; the
+    /// calls lost are made again by the next run.
+    Repair {
+        /// The results root that holds cache.sqlite.
+        #[arg(default_value = "results")]
+        results: PathBuf,
+    },
 }
 
 /// How `rlaif report` prints.

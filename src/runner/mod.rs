@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use journal::{Journal, JournalError};
-pub use run_dir::{RunDir, RunDirError, run_id};
+pub use run_dir::{RunDir, RunDirError, active_run, run_id};
 
 use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};
@@ -180,7 +180,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(BuildError::Client)?;
-    let cache = Arc::new(Cache::open(&options.results.join("cache.sqlite"))?);
+    let cache = Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
     let mut labelers: BTreeMap<&str, CachedLabeler> = BTreeMap::new();
     for cell in &prepared.expansion.cells {
         let name = cell.settings.labeler.as_str();
