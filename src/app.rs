@@ -230,19 +230,31 @@ fn run_experiment(
         .build()
         .map_err(AppError::Runtime)?;
     let outcome = runtime.block_on(runner::run(&prepared, options))?;
+    let resume = format!(
+        "rlaif run {}{}",
+        file.display(),
+        if options.results == Path::new("results") {
+            String::new()
+        } else {
+            format!(" --results {}", options.results.display())
+        }
+    );
     if outcome.interrupted {
         eprintln!(
-            "rlaif: interrupted; {} judgments are saved in {}. Resume with: rlaif run {}{}",
+            "rlaif: interrupted; {} judgments are saved in {}. Resume with: {resume}",
             outcome.judged,
             outcome.run_dir.display(),
-            file.display(),
-            if options.results == Path::new("results") {
-                String::new()
-            } else {
-                format!(" --results {}", options.results.display())
-            }
         );
         return Ok(Outcome::Interrupted);
+    }
+    if let Some(reason) = &outcome.stopped {
+        eprintln!(
+            "rlaif: stopped, a labeler's server is unreachable: {reason}\n\
+             rlaif: {} judgments are saved in {}. Once the server is back, resume with: {resume}",
+            outcome.judged,
+            outcome.run_dir.display(),
+        );
+        return Ok(Outcome::CallsFailed);
     }
     write!(out, "{}", outcome.table).map_err(AppError::Output)?;
     writeln!(
