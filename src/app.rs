@@ -292,9 +292,20 @@ fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
     let pool = prepared.exemplars.as_ref().map_or(String::new(), |pool| {
         format!(", {} exemplars in the pool", pool.examples.len())
     });
+    // Pairs that are valid but easy or unanswerable: worth knowing before the numbers.
+    let flagged = &prepared.dataset.flagged;
+    let flagged = if flagged.is_empty() {
+        String::new()
+    } else {
+        let counts: Vec<String> = flagged
+            .iter()
+            .map(|(reason, count)| format!("{count} with {reason}"))
+            .collect();
+        format!(" (kept, but {})", counts.join(", "))
+    };
     writeln!(
         out,
-        "{} is valid: {} cells ({} collapsed, {} excluded), {} examples{pool}",
+        "{} is valid: {} cells ({} collapsed, {} excluded), {} examples{flagged}{pool}",
         file.display(),
         prepared.expansion.cells.len(),
         prepared.expansion.collapsed.len(),

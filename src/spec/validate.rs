@@ -277,6 +277,13 @@ impl<'a> Checker<'a> {
                 let resolved = self.dir.join(&file);
                 if resolved.is_file() {
                     Some(resolved)
+                } else if resolved.is_dir() {
+                    self.at(
+                        &child(path, "path"),
+                        format!("data file `{file}` is a folder"),
+                        Some("name the JSONL file inside it".to_owned()),
+                    );
+                    None
                 } else {
                     self.at(
                         &child(path, "path"),
