@@ -188,9 +188,15 @@ impl Cache {
             .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
             .map_err(damaged)?;
         if verdict != "ok" {
+            // The first problem, without the header line naming the database.
+            let detail = verdict
+                .lines()
+                .find(|line| !line.starts_with("***"))
+                .unwrap_or("the integrity check failed")
+                .to_owned();
             return Err(CacheError::Damaged {
                 path: path.to_path_buf(),
-                detail: verdict,
+                detail,
             });
         }
         connection.execute_batch(SCHEMA).map_err(damaged)?;

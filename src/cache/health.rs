@@ -8,6 +8,7 @@
 //! one bad page costs only the rows on it. Neither command knows about runs: the caller
 //! makes sure no run is writing to the cache before a repair.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -162,10 +163,16 @@ fn cache_file(root: &Path) -> Result<PathBuf, CacheError> {
     }
 }
 
+/// Opens a cache file for reading what is left of it.
 fn open(path: &Path) -> Result<Connection, CacheError> {
     let connection = Connection::open(path).map_err(|source| classify(path, source))?;
     connection
         .busy_timeout(Duration::from_secs(10))
+        .map_err(|source| classify(path, source))?;
+    // SQLite refuses every read of a file shorter than its header says (a truncated
+    // file) unless the schema is writable; nothing here writes through this connection.
+    connection
+        .pragma_update(None, "writable_schema", "ON")
         .map_err(|source| classify(path, source))?;
     Ok(connection)
 }
@@ -175,6 +182,8 @@ struct Salvage {
     rows: Vec<Row>,
     undecodable: usize,
     stopped: Option<String>,
+    /// Keys read so far: a damaged tree can lead to the same row twice.
+    keys: HashSet<String>,
 }
 
 fn salvage(connection: &Connection) -> Salvage {
@@ -182,8 +191,12 @@ fn salvage(connection: &Connection) -> Salvage {
         rows: Vec::new(),
         undecodable: 0,
         stopped: None,
+        keys: HashSet::new(),
     };
     let keep = |salvage: &mut Salvage, row: Row| {
+        if !salvage.keys.insert(row.key.clone()) {
+            return;
+        }
         if decodes(&row.kind, &row.answer) {
             salvage.rows.push(row);
         } else {
@@ -255,7 +268,7 @@ fn salvage(connection: &Connection) -> Salvage {
 pub fn check(root: &Path) -> Result<Health, CacheError> {
     let path = cache_file(root)?;
     let connection = open(&path)?;
-    let mut messages: Vec<String> = match (|| -> rusqlite::Result<Vec<String>> {
+    let messages: Vec<String> = match (|| -> rusqlite::Result<Vec<String>> {
         let mut statement = connection.prepare("PRAGMA integrity_check")?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         rows.collect()
@@ -263,7 +276,13 @@ pub fn check(root: &Path) -> Result<Health, CacheError> {
         Ok(messages) => messages,
         Err(error) => vec![error.to_string()],
     };
-    messages.retain(|message| message != "ok");
+    // One message can hold several lines under a header naming the database.
+    let mut messages: Vec<String> = messages
+        .iter()
+        .flat_map(|message| message.lines())
+        .filter(|line| *line != "ok" && !line.starts_with("***"))
+        .map(str::to_owned)
+        .collect();
     let more_messages = messages.len().saturating_sub(MESSAGES_KEPT);
     messages.truncate(MESSAGES_KEPT);
     let salvage = salvage(&connection);
@@ -440,6 +459,32 @@ mod tests {
         assert!(damaged.is_file());
         assert!(check(dir.path()).unwrap().is_healthy());
         assert_eq!(Cache::open(&path).unwrap().len(), 9);
+    }
+
+    #[test]
+    fn a_truncated_cache_keeps_the_rows_of_its_first_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filled(dir.path(), 400);
+        let size = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(size / 2)
+            .unwrap();
+
+        let opened = Cache::open(&path).unwrap_err().to_string();
+        assert!(opened.contains("is damaged"), "{opened}");
+        let health = check(dir.path()).unwrap();
+        assert!(
+            health.readable() > 100 && health.readable() < 300,
+            "{health:?}"
+        );
+        let Repair::Repaired { kept, .. } = repair(dir.path()).unwrap() else {
+            panic!("a damaged cache is repaired");
+        };
+        assert_eq!(kept, health.readable());
+        assert_eq!(Cache::open(&path).unwrap().len(), kept);
     }
 
     #[test]
