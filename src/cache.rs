@@ -7,7 +7,10 @@
 //! coalesced: one goes to the backend, the others wait for its answer.
 //!
 //! The database runs in WAL mode and each answer is committed as it arrives, so a killed
-//! run loses at most the calls that were in flight. Failed calls are not cached.
+//! run loses at most the calls that were in flight. Failed calls are not cached. Opening
+//! the cache runs SQLite's quick check, so a damaged file is refused by name instead of
+//! silently missing; [`check`] and [`repair`] (`rlaif cache check|repair`) say what is
+//! still readable and keep it.
 
 mod health;
 
