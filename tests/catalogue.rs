@@ -1246,10 +1246,13 @@ fn check(case: &Case, root: &Path, urls: &(String, String)) -> Result<(), String
         )
     };
     let mut problems = Vec::new();
-    for text in [&stdout, &stderr] {
-        if text.contains("panicked at") || text.contains("RUST_BACKTRACE") {
-            problems.push("it panicked".to_owned());
-        }
+    // A Rust panic exits with 101 and prints where it happened and how to see more.
+    let panicked = output.status.code() == Some(101)
+        || [&stdout, &stderr]
+            .iter()
+            .any(|text| text.contains("panicked at") || text.contains("RUST_BACKTRACE"));
+    if panicked {
+        problems.push("it panicked".to_owned());
     }
     if output.status.code() != Some(case.code) {
         problems.push(format!(
