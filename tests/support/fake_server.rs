@@ -310,9 +310,9 @@ impl FakeServer {
         let listener = loop {
             match std::net::TcpListener::bind(addr) {
                 Ok(listener) => break listener,
-                Err(error) if tries < 50 => {
+                // The old socket may take a moment to be released.
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = error;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(error) => panic!("cannot bind {addr} again: {error}"),
