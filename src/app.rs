@@ -5,9 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{self, CacheError, Repair};
 use crate::cli::{
-    Cli, Command, CompareFormat, MetricArg, ModelsCommand, OrderArg, PlanFormat, ReportFormat,
-    TableArg,
+    CacheAction, Cli, Command, CompareFormat, MetricArg, ModelsCommand, OrderArg, PlanFormat,
+    ReportFormat, TableArg,
 };
 use crate::models::{self, ConsoleProgress, PullError, Pulled};
 use crate::plan;
@@ -59,6 +60,8 @@ pub enum AppError {
     HtmlLayout,
     #[error(transparent)]
     Models(#[from] PullError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write output")]
@@ -94,6 +97,13 @@ impl AppError {
             AppError::Run(
                 RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
             ) => 2,
+            // So does a damaged cache: nothing was sent, the file needs a repair.
+            AppError::Run(RunError::Cache(error)) | AppError::Cache(error) => match error {
+                CacheError::Damaged { .. }
+                | CacheError::Unhealthy { .. }
+                | CacheError::Missing { .. } => 2,
+                _ => 1,
+            },
             AppError::Run(_) => 1,
             AppError::Models(PullError::UnknownModel { .. }) => 2,
             // The network, the index, pip or the disk: the command was right.
@@ -140,6 +150,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
             results,
             fresh,
             quiet,
+            yes,
         } => run_experiment(
             &file,
             &RunOptions {
@@ -147,6 +158,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
                 fresh,
                 quiet,
             },
+            yes,
             out,
         ),
         Command::Report {
@@ -183,6 +195,37 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
         Command::Models {
             command: ModelsCommand::Pull { name, force, quiet },
         } => pull_model(&name, force, quiet, out),
+        Command::Cache {
+            action: CacheAction::Check { results },
+        } => {
+            let health = cache::check(&results)?;
+            out.write_all(health.report().as_bytes())
+                .map_err(AppError::Output)?;
+            if health.is_healthy() {
+                Ok(Outcome::Success)
+            } else {
+                Err(CacheError::Unhealthy {
+                    path: health.path.clone(),
+                    readable: health.readable(),
+                }
+                .into())
+            }
+        }
+        Command::Cache {
+            action: CacheAction::Repair { results },
+        } => {
+            // A run writing to the cache while it is rebuilt would lose its answers.
+            if let Some((run, pid)) = runner::active_run(&results) {
+                return Err(CacheError::InUse {
+                    path: results.join(cache::FILE),
+                    pid,
+                    run,
+                }
+                .into());
+            }
+            let repair: Repair = cache::repair(&results)?;
+            written(out.write_all(repair.report().as_bytes()))
+        }
     }
 }
 
@@ -214,30 +257,47 @@ fn pull_model(
     Ok(Outcome::Success)
 }
 
+/// Grids above this many cells run only with `--yes` (see `rlaif run --help`).
+const CONFIRM_ABOVE_CELLS: usize = 10_000;
+
 fn run_experiment(
     file: &Path,
     options: &RunOptions,
+    yes: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, AppError> {
-    let prepared = prepare::prepare(file)?;
+    let limit = (!yes).then_some(CONFIRM_ABOVE_CELLS);
+    let prepared = prepare::prepare_with(file, limit)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(AppError::Runtime)?;
     let outcome = runtime.block_on(runner::run(&prepared, options))?;
+    let resume = format!(
+        "rlaif run {}{}",
+        file.display(),
+        if options.results == Path::new("results") {
+            String::new()
+        } else {
+            format!(" --results {}", options.results.display())
+        }
+    );
     if outcome.interrupted {
         eprintln!(
-            "rlaif: interrupted; {} judgments are saved in {}. Resume with: rlaif run {}{}",
+            "rlaif: interrupted; {} judgments are saved in {}. Resume with: {resume}",
             outcome.judged,
             outcome.run_dir.display(),
-            file.display(),
-            if options.results == Path::new("results") {
-                String::new()
-            } else {
-                format!(" --results {}", options.results.display())
-            }
         );
         return Ok(Outcome::Interrupted);
+    }
+    if let Some(reason) = &outcome.stopped {
+        eprintln!(
+            "rlaif: stopped, a labeler's server is unreachable: {reason}\n\
+             rlaif: {} judgments are saved in {}. Once the server is back, resume with: {resume}",
+            outcome.judged,
+            outcome.run_dir.display(),
+        );
+        return Ok(Outcome::CallsFailed);
     }
     write!(out, "{}", outcome.table).map_err(AppError::Output)?;
     writeln!(
@@ -275,9 +335,20 @@ fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
     let pool = prepared.exemplars.as_ref().map_or(String::new(), |pool| {
         format!(", {} exemplars in the pool", pool.examples.len())
     });
+    // Pairs that are valid but easy or unanswerable: worth knowing before the numbers.
+    let flagged = &prepared.dataset.flagged;
+    let flagged = if flagged.is_empty() {
+        String::new()
+    } else {
+        let counts: Vec<String> = flagged
+            .iter()
+            .map(|(reason, count)| format!("{count} with {reason}"))
+            .collect();
+        format!(" (kept, but {})", counts.join(", "))
+    };
     writeln!(
         out,
-        "{} is valid: {} cells ({} collapsed, {} excluded), {} examples{pool}",
+        "{} is valid: {} cells ({} collapsed, {} excluded), {} examples{flagged}{pool}",
         file.display(),
         prepared.expansion.cells.len(),
         prepared.expansion.collapsed.len(),

@@ -7,7 +7,12 @@
 //! coalesced: one goes to the backend, the others wait for its answer.
 //!
 //! The database runs in WAL mode and each answer is committed as it arrives, so a killed
-//! run loses at most the calls that were in flight. Failed calls are not cached.
+//! run loses at most the calls that were in flight. Failed calls are not cached. Opening
+//! the cache runs SQLite's quick check, so a damaged file is refused by name instead of
+//! silently missing; [`check`] and [`repair`] (`rlaif cache check|repair`) say what is
+//! still readable and keep it.
+
+mod health;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,11 @@ use crate::backend::{
     CallError, GenerateRequest, Generation, Labeler, ScoreRequest, Scoring, Truth,
 };
 use crate::fingerprint;
+
+pub use health::{Health, Repair, check, repair};
+
+/// The cache's file name in a results root.
+pub const FILE: &str = "cache.sqlite";
 
 /// Everything that can change a backend's answer, hashed to name a cache entry.
 #[derive(Debug, Serialize)]
@@ -59,14 +69,72 @@ pub enum CacheError {
         source: rusqlite::Error,
     },
     #[error(
-        "the call cache {path} is damaged (move it aside to start a new one; completed judgments are kept in the run folders)"
+        "the call cache {} is damaged: {detail} (`rlaif cache check {}` shows what is readable, `rlaif cache repair {}` keeps it in a new cache; the calls it loses are made again, and judgments in run folders are kept)",
+        .path.display(), root_of(.path).display(), root_of(.path).display()
     )]
-    Corrupt {
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the call cache {} is damaged ({readable} calls readable: `rlaif cache repair {}` keeps them in a new cache, and the next run makes the lost ones again)",
+        .path.display(), root_of(.path).display()
+    )]
+    Unhealthy { path: PathBuf, readable: usize },
+    #[error("no call cache at {} (`rlaif run` creates it in the results folder it is given with --results, `results` by default)", .path.display())]
+    Missing { path: PathBuf },
+    #[error(
+        "a run is using the call cache {}: process {pid} in {} (repair it once that run has stopped)",
+        .path.display(), .run.display()
+    )]
+    InUse {
+        path: PathBuf,
+        pid: u32,
+        run: PathBuf,
+    },
+    #[error("cannot write the repaired call cache {}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the repaired call cache {}", .path.display())]
+    Rebuild {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
 }
+
+/// A damaged file (SQLite's "malformed" and "not a database") as such, anything else
+/// (permissions, a full disk, a lock held too long) as a failure to open.
+fn classify(path: &Path, source: rusqlite::Error) -> CacheError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match source.sqlite_error_code() {
+        Some(DatabaseCorrupt | NotADatabase) => CacheError::Damaged {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        },
+        _ => CacheError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// The results root a cache file belongs to, as the user would type it.
+fn root_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// The one table: a call's key, the labeler identity and kind it came from, and the
+/// answer as JSON.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    answer TEXT NOT NULL
+)";
 
 /// The SQLite store of answers.
 #[derive(Debug)]
@@ -106,29 +174,35 @@ impl Cache {
             let _ = std::fs::create_dir_all(parent);
         }
         let connection = Connection::open(path).map_err(open_error)?;
-        let corrupt = |source| CacheError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        };
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(corrupt)?;
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(corrupt)?;
+        let damaged = |source| classify(path, source);
         connection
             .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(corrupt)?;
+            .map_err(damaged)?;
         connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS calls (
-                    key TEXT PRIMARY KEY,
-                    identity TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    answer TEXT NOT NULL
-                )",
-            )
-            .map_err(corrupt)?;
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(damaged)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(damaged)?;
+        // A damaged page would otherwise surface only as lookups that silently miss (and
+        // calls paid again), or not at all. The check reads the file once; it is quick
+        // next to any run.
+        let verdict: String = connection
+            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+            .map_err(damaged)?;
+        if verdict != "ok" {
+            // The first problem, without the header line naming the database.
+            let detail = verdict
+                .lines()
+                .find(|line| !line.starts_with("***"))
+                .unwrap_or("the integrity check failed")
+                .to_owned();
+            return Err(CacheError::Damaged {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+        connection.execute_batch(SCHEMA).map_err(damaged)?;
         Ok(Cache {
             path: path.to_path_buf(),
             connection: Mutex::new(connection),

@@ -60,6 +60,9 @@ pub enum Command {
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
+        /// Run a grid of more than 10,000 cells (without it, such a run is refused).
+        #[arg(long)]
+        yes: bool,
     },
     /// Print a finished run's report, pivot its cells into an ablation table, or lay
     /// them out as one of the paper's tables beside the paper's values.
@@ -106,6 +109,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Check or repair the call cache of a results folder (`<results>/cache.sqlite`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
 }
 
 /// `rlaif models ...`
@@ -124,6 +132,24 @@ pub enum ModelsCommand {
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
+    },
+}
+
+/// What `rlaif cache` does.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Run SQLite's integrity check and decode every stored call; report the counts.
+    Check {
+        /// The results root that holds cache.sqlite.
+        #[arg(default_value = "results")]
+        results: PathBuf,
+    },
+    /// Keep every readable call in a fresh cache and move the damaged file aside; the
+    /// calls lost are made again by the next run.
+    Repair {
+        /// The results root that holds cache.sqlite.
+        #[arg(default_value = "results")]
+        results: PathBuf,
     },
 }
 

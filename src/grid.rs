@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::fingerprint;
 
+/// The largest cartesian product an experiment may declare. Every cell is expanded (and
+/// its prompts checked) before anything runs, so a grid must fit in memory; a million
+/// cells is already far more than any labeler budget.
+pub const MAX_CELLS: u128 = 1_000_000;
+
 /// A user-axis value: what a template variable can hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -96,20 +101,30 @@ impl Settings {
     /// neutral value, and the reason for the first such replacement.
     pub fn canonical(&self) -> (Settings, Option<&'static str>) {
         let mut canonical = self.clone();
-        let sc = self.self_consistency;
-        let reason = if !self.cot && sc != SelfConsistency::GREEDY {
-            canonical.self_consistency = SelfConsistency::GREEDY;
+        let (sc, reason) = canonical_sc(self.cot, self.self_consistency);
+        canonical.self_consistency = sc;
+        (canonical, reason)
+    }
+}
+
+/// The self-consistency setting that a cell with `cot` and `sc` behaves as, and why it
+/// differs from `sc` when it does.
+fn canonical_sc(cot: bool, sc: SelfConsistency) -> (SelfConsistency, Option<&'static str>) {
+    if !cot && sc != SelfConsistency::GREEDY {
+        (
+            SelfConsistency::GREEDY,
             Some(
                 "self-consistency samples rationales, and without chain-of-thought there is \
                  no rationale: the scoring call is deterministic",
-            )
-        } else if self.cot && sc.temperature == 0.0 && sc.samples > 1 {
-            canonical.self_consistency = SelfConsistency::GREEDY;
-            Some("at temperature 0 every sample is the same greedy rationale")
-        } else {
-            None
-        };
-        (canonical, reason)
+            ),
+        )
+    } else if cot && sc.temperature == 0.0 && sc.samples > 1 {
+        (
+            SelfConsistency::GREEDY,
+            Some("at temperature 0 every sample is the same greedy rationale"),
+        )
+    } else {
+        (sc, None)
     }
 }
 
@@ -144,8 +159,8 @@ pub struct Axes {
 }
 
 impl Axes {
-    /// Number of cells in the full cartesian product.
-    pub fn product(&self) -> usize {
+    /// The number of values of each axis.
+    fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
         [
             self.preamble.len(),
             self.few_shot.len(),
@@ -155,7 +170,18 @@ impl Axes {
         ]
         .into_iter()
         .chain(self.vars.iter().map(|(_, values)| values.len()))
-        .product()
+    }
+
+    /// Number of cells in the full cartesian product.
+    pub fn product(&self) -> usize {
+        self.lengths().product()
+    }
+
+    /// The size of the cartesian product, saturating instead of overflowing: a grid of
+    /// many user axes can multiply past any integer, and must be refused, not expanded.
+    pub fn product_saturating(&self) -> u128 {
+        self.lengths()
+            .fold(1u128, |product, len| product.saturating_mul(len as u128))
     }
 }
 
@@ -291,6 +317,49 @@ pub fn expand(grid: &Grid) -> Expansion {
     expansion
 }
 
+/// The number of cells [`expand`] gives, without building them, so that a huge grid can
+/// be refused before it takes the memory and time its expansion would.
+///
+/// Without `exclude` and `include` it is a product: collapsing only folds
+/// self-consistency settings, so each `cot` value counts its distinct canonical
+/// self-consistency settings (axis values are distinct, as validation guarantees).
+/// Otherwise the product is walked and the canonical settings counted.
+pub fn count(grid: &Grid) -> usize {
+    let axes = &grid.axes;
+    if grid.exclude.is_empty() && grid.include.is_empty() {
+        let others: usize = [axes.preamble.len(), axes.few_shot.len(), axes.labeler.len()]
+            .into_iter()
+            .chain(axes.vars.iter().map(|(_, values)| values.len()))
+            .product();
+        let per_cot: usize = axes
+            .cot
+            .iter()
+            .map(|&cot| {
+                let mut distinct: Vec<SelfConsistency> = Vec::new();
+                for &sc in &axes.self_consistency {
+                    let (canonical, _) = canonical_sc(cot, sc);
+                    if !distinct.contains(&canonical) {
+                        distinct.push(canonical);
+                    }
+                }
+                distinct.len()
+            })
+            .sum();
+        return others * per_cot;
+    }
+    let kept = Product::new(axes)
+        .filter(|settings| !grid.exclude.iter().any(|partial| partial.matches(settings)));
+    let included = grid
+        .include
+        .iter()
+        .filter_map(|partial| partial.complete(axes));
+    let ids: std::collections::HashSet<String> = kept
+        .chain(included)
+        .map(|settings| settings.canonical().0.id())
+        .collect();
+    ids.len()
+}
+
 /// An odometer over the axes: the last axis turns fastest.
 struct Product<'a> {
     axes: &'a Axes,
@@ -375,6 +444,17 @@ mod tests {
             vars: vec![],
             labeler: vec!["small".into(), "llama".into()],
         }
+    }
+
+    #[test]
+    fn a_product_too_large_for_any_integer_saturates() {
+        let values: Vec<Scalar> = (0..100).map(Scalar::Int).collect();
+        let huge = Axes {
+            vars: (0..30).map(|i| (format!("v{i}"), values.clone())).collect(),
+            ..axes()
+        };
+        assert_eq!(huge.product_saturating(), u128::MAX);
+        assert_eq!(axes().product_saturating(), axes().product() as u128);
     }
 
     #[test]
@@ -573,6 +653,9 @@ mod tests {
                 .filter(|s| grid.exclude.iter().any(|p| p.matches(s)))
                 .count();
             prop_assert_eq!(expansion.excluded, excluded);
+            prop_assert_eq!(count(&grid), expansion.cells.len(), "counted without expanding");
+            let plain = Grid { axes: grid.axes.clone(), ..Grid::default() };
+            prop_assert_eq!(count(&plain), expand(&plain).cells.len(), "counted as a product");
             prop_assert_eq!(expansion.included, grid.include.len());
             prop_assert_eq!(
                 expansion.cells.len(),

@@ -6,11 +6,12 @@
 //! After [`prepare`] succeeds, planning, rendering and running need no further checks.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::data::{self, DataError, Dataset, Example};
 use crate::grid::{self, Cell, Expansion, Partial, Settings};
 use crate::prompt::{CellPrompts, Order, PromptError, Templates};
+use crate::report::table::thousands;
 use crate::spec::validate::one_of_hint;
 use crate::spec::{self, Diagnostic, Experiment, Invalid, Source, SpecError};
 
@@ -38,10 +39,25 @@ pub enum PrepareError {
     Data(#[from] DataError),
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    #[error(
+        "{}: the grid has {} cells, more than {} (`rlaif plan {}` lists them; add --yes to run them all)",
+        .file.display(), thousands(*.cells as u64), thousands(*.limit as u64), .file.display()
+    )]
+    TooManyCells {
+        file: PathBuf,
+        cells: usize,
+        limit: usize,
+    },
 }
 
 /// Reads, validates and binds an experiment file.
 pub fn prepare(file: &Path) -> Result<Prepared, PrepareError> {
+    prepare_with(file, None)
+}
+
+/// As [`prepare`], but refuses, before expanding it, a grid of more than `cell_limit`
+/// cells: `rlaif run` asks for `--yes` before a grid that large.
+pub fn prepare_with(file: &Path, cell_limit: Option<usize>) -> Result<Prepared, PrepareError> {
     let (experiment, source) = spec::load(file)?;
     let user_templates = experiment.templates.as_deref();
 
@@ -72,6 +88,16 @@ pub fn prepare(file: &Path) -> Result<Prepared, PrepareError> {
         return Err(source.invalid(problems).into());
     }
 
+    if let Some(limit) = cell_limit {
+        let cells = grid::count(&experiment.grid);
+        if cells > limit {
+            return Err(PrepareError::TooManyCells {
+                file: experiment.file.clone(),
+                cells,
+                limit,
+            });
+        }
+    }
     let expansion = grid::expand(&experiment.grid);
     let prepared = Prepared {
         experiment,

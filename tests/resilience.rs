@@ -1,15 +1,18 @@
-//! A run against an OpenAI-compatible fake server on loopback survives kill -9, Ctrl-C
-//! and failed calls: nothing completed is lost or paid for twice, and the final
-//! summary is the same as an uninterrupted run's.
+//! A run against an OpenAI-compatible fake server on loopback survives kill -9, Ctrl-C,
+//! failed calls, a server that fails a quarter of its calls in every way it can, and a
+//! server that dies mid-run: nothing completed is lost or paid for twice, and the final
+//! summary is the same as an uninterrupted run's. The API key it is given never reaches
+//! a file or an output, whatever the server echoes.
 
 #[path = "support/fake_server.rs"]
 mod fake_server;
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use fake_server::{COMPLETIONS, FakeConfig, FakeServer, Reply};
+use fake_server::{COMPLETIONS, FakeConfig, FakeServer, Recorded, Reply};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -27,7 +30,16 @@ struct Workspace {
 }
 
 impl Workspace {
+    /// A labeler that gives up at the first failure.
     fn new(url: &str, concurrency: usize) -> Workspace {
+        Workspace::with(
+            url,
+            &format!("max_concurrency: {concurrency}, max_retries: 0"),
+        )
+    }
+
+    /// A labeler at `url` with these extra settings (YAML flow-mapping entries).
+    fn with(url: &str, settings: &str) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("exp.yaml");
         let yaml = format!(
@@ -35,7 +47,7 @@ impl Workspace {
              task: summarization\n\
              dataset: {{ format: pairs, path: {fixtures}/pairs.jsonl }}\n\
              labelers:\n\
-             \x20 srv: {{ backend: openai, base_url: \"{url}\", model: fake-model, max_concurrency: {concurrency}, max_retries: 0, max_rationale_tokens: 32 }}\n\
+             \x20 srv: {{ backend: openai, base_url: \"{url}\", model: fake-model, max_rationale_tokens: 32, {settings} }}\n\
              grid:\n\
              \x20 preamble: [base, detailed]\n\
              \x20 cot: [false, true]\n",
@@ -88,13 +100,74 @@ impl Workspace {
     }
 }
 
-/// Calls a run paid for, not counting the preflight checks each start makes.
+/// Whether a request labels an example: a completion that is not a preflight check.
+fn labels(request: &Recorded) -> bool {
+    request.path == COMPLETIONS && request.body["prompt"].as_str() != Some(PREFLIGHT_PROMPT)
+}
+
+/// Calls a run sent, not counting the preflight checks each start makes.
 fn labeling_calls(server: &FakeServer) -> usize {
     server
-        .requests_to(COMPLETIONS)
+        .requests()
         .iter()
-        .filter(|request| request.body["prompt"].as_str() != Some(PREFLIGHT_PROMPT))
+        .filter(|request| labels(request))
         .count()
+}
+
+/// Calls a run paid for: labeling calls the server answered well.
+fn paid_calls(server: &FakeServer) -> usize {
+    server
+        .answered_well()
+        .iter()
+        .filter(|request| labels(request))
+        .count()
+}
+
+/// The labeling calls of a run of the workspace's grid, each made once: what an
+/// uninterrupted run against a healthy server pays, with the summary it writes.
+async fn reference() -> (usize, String) {
+    let server = FakeServer::with(config()).await;
+    let workspace = Workspace::new(&server.url(), 4);
+    assert_exit(&workspace.run().await, 0);
+    // 8 examples x 2 orders: 2 direct cells (1 call) and 2 CoT cells (2 calls).
+    let unique = paid_calls(&server);
+    assert_eq!(unique, 8 * 2 * (1 + 1 + 2 + 2));
+    assert_eq!(
+        labeling_calls(&server),
+        unique,
+        "a healthy run sends each call once"
+    );
+    (unique, workspace.summary())
+}
+
+/// splitmix64: a seeded stream of numbers, for moments and faults a rerun repeats.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next() % (high - low + 1)
+    }
+}
+
+/// Waits until `done` holds, checking every 2 ms, for at most `limit`.
+async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    true
 }
 
 #[track_caller]
@@ -114,25 +187,42 @@ fn config() -> FakeConfig {
         .latency(Duration::from_millis(25))
 }
 
+/// How many times one run is killed before it is let finish.
+const KILLS: usize = 20;
+/// The labeler's concurrency in the kill test: at most this many calls are in flight
+/// when a kill lands.
+const KILL_CONCURRENCY: usize = 2;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_at_any_moment_then_rerun_matches_an_uninterrupted_run() {
-    let reference_server = FakeServer::with(config()).await;
-    let reference = Workspace::new(&reference_server.url(), 4);
-    assert_exit(&reference.run().await, 0);
-    let unique_calls = labeling_calls(&reference_server);
-    // 8 examples x 2 orders: 2 direct cells (1 call) and 2 CoT cells (2 calls).
-    assert_eq!(unique_calls, 8 * 2 * (1 + 1 + 2 + 2));
+async fn kill_9_at_twenty_random_moments_then_rerun_matches_an_uninterrupted_run() {
+    let (unique_calls, reference_summary) = reference().await;
 
     let server = FakeServer::with(config()).await;
-    let workspace = Workspace::new(&server.url(), 4);
-    let kills = [200u64, 150, 100, 80];
-    for delay in kills {
+    let workspace = Workspace::new(&server.url(), KILL_CONCURRENCY);
+    let mut moments = Seeded(20_240_611);
+    let mut landed = 0;
+    for _ in 0..KILLS {
         let mut child = workspace.spawn();
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        // A moment mid-run: after 1 to 3 more labeling calls reached the server (so the
+        // kill never lands before the run has started labeling, and the run never ends
+        // before the 20th kill), then 0 to 15 ms more, so that kills fall before,
+        // during and after calls are answered and cached.
+        let target = labeling_calls(&server) + moments.between(1, 3) as usize;
+        let extra = Duration::from_millis(moments.between(0, 15));
+        let reached = until(Duration::from_secs(20), || {
+            labeling_calls(&server) >= target || child.try_wait().unwrap().is_some()
+        })
+        .await;
+        assert!(reached, "the run made no progress");
+        tokio::time::sleep(extra).await;
         // SIGKILL: no chance to clean up, as in a crash or an OOM kill.
-        child.kill().unwrap();
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            landed += 1;
+        }
         child.wait().unwrap();
     }
+    assert_eq!(landed, KILLS, "every kill lands mid-run");
     let journal = workspace.run_dir().join("judgments.jsonl");
     let judged_before = std::fs::read_to_string(&journal).unwrap().lines().count();
     assert!(
@@ -143,15 +233,139 @@ async fn kill_9_at_any_moment_then_rerun_matches_an_uninterrupted_run() {
 
     // The server's URL is not part of the run's identity: the same run id, and the
     // same summary byte for byte.
-    assert_eq!(workspace.summary(), reference.summary());
-    // A call in flight when the process died may be sent again; nothing else is.
-    let paid = labeling_calls(&server);
+    assert_eq!(workspace.summary(), reference_summary);
+    // An answer committed to the cache is never paid for again. A call in flight when
+    // its process dies may have been answered (and paid) without being committed, and
+    // is made again; the labeler's concurrency bounds those calls at each kill.
+    let paid = paid_calls(&server);
+    eprintln!("{KILLS} kills: {paid} calls paid for {unique_calls} unique ones");
     assert!(
-        paid <= unique_calls + kills.len() * 4,
-        "paid {paid} calls for {unique_calls} unique ones"
+        paid <= unique_calls + KILLS * KILL_CONCURRENCY,
+        "paid {paid} calls for {unique_calls} unique ones over {KILLS} kills"
     );
     let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
     assert!(lines >= 32, "every judgment is in the journal: {lines}");
+}
+
+/// The fault a request meets, as a pure function of its body and attempt number, so a
+/// rerun meets the same faults: a quarter of the calls fail, each in one of five ways.
+fn fault(request: &Recorded) -> Option<(&'static str, Reply)> {
+    if request.path != COMPLETIONS {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (request.body.to_string(), request.attempt).hash(&mut hasher);
+    let draw = hasher.finish();
+    if draw % 4 != 0 {
+        return None;
+    }
+    Some(match (draw / 4) % 5 {
+        0 => (
+            "429",
+            Reply::error(429, "slow down").header("retry-after-ms", "20"),
+        ),
+        1 => ("500", Reply::error(500, "internal error")),
+        // Past the labeler's one-second timeout, then no answer at all.
+        2 => (
+            "timeout",
+            Reply::reset().delay(Duration::from_millis(1_500)),
+        ),
+        3 => ("reset", Reply::reset()),
+        _ => ("truncated", Reply::truncated()),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarter_of_calls_failing_in_every_way_gives_the_fault_free_summary() {
+    let (unique_calls, reference_summary) = reference().await;
+
+    let server = FakeServer::with(config()).await;
+    server.respond_with(|request| fault(request).map(|(_, reply)| reply));
+    let workspace = Workspace::with(
+        &server.url(),
+        "max_concurrency: 4, max_retries: 8, timeout_secs: 1",
+    );
+    let output = workspace.run().await;
+    assert_exit(&output, 0);
+    assert_eq!(workspace.summary(), reference_summary);
+
+    // The faults did happen, every kind of them, and about a quarter of the time.
+    let requests = server.requests_to(COMPLETIONS);
+    let mut kinds = std::collections::BTreeMap::new();
+    for request in &requests {
+        if let Some((kind, _)) = fault(request) {
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+    }
+    let faults: usize = kinds.values().sum();
+    eprintln!("{faults} faults in {} requests: {kinds:?}", requests.len());
+    assert_eq!(kinds.len(), 5, "every kind of fault: {kinds:?}");
+    assert!(
+        faults * 8 > requests.len() && faults * 3 < requests.len(),
+        "{faults} faults in {} requests: {kinds:?}",
+        requests.len()
+    );
+    // Retried until answered, and each answer paid for once.
+    assert_eq!(paid_calls(&server), unique_calls, "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_mid_run_stops_it_and_a_rerun_pays_for_nothing_twice() {
+    let (unique_calls, reference_summary) = reference().await;
+
+    let server = FakeServer::with(config()).await;
+    let addr = server.addr();
+    let workspace = Workspace::with(&server.url(), "max_concurrency: 4, max_retries: 3");
+    let child = workspace.spawn();
+    assert!(
+        until(Duration::from_secs(20), || paid_calls(&server) >= 30).await,
+        "the run got going"
+    );
+    server.kill().await;
+    let killed = Instant::now();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stopped_after = killed.elapsed();
+    eprintln!("the run stopped {stopped_after:?} after the server died");
+
+    assert_exit(&output, 1);
+    // Three retries wait at most 0.5 + 1 + 2 s (full jitter below doubling ceilings).
+    assert!(
+        stopped_after < Duration::from_secs(10),
+        "stopped {stopped_after:?} after the server died"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stopped, a labeler's server is unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot connect to {}", server.url())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resume with: rlaif run"), "{stderr}");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.run_dir().join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["status"], "stopped");
+    assert!(!workspace.run_dir().join("summary.json").exists());
+    let before = paid_calls(&server);
+    assert!(
+        before < unique_calls,
+        "stopped mid-run: {before} calls paid"
+    );
+
+    // The server is back on the same port: the rerun pays only for what is missing.
+    let revived = FakeServer::at(addr, config()).await;
+    assert_exit(&workspace.run().await, 0);
+    assert_eq!(workspace.summary(), reference_summary);
+    assert_eq!(
+        before + paid_calls(&revived),
+        unique_calls,
+        "every call paid once across both runs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,4 +474,96 @@ async fn permanent_failures_are_kept_and_not_sent_again() {
     let output = workspace.run().await;
     assert_exit(&output, 1);
     assert_eq!(labeling_calls(&server), before, "nothing is sent again");
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_never_reaches_a_file_or_an_output() {
+    // Set for the rlaif processes only: the test process's environment is left alone.
+    const VARIABLE: &str = "RLAIF_TEST_SECRET_KEY";
+    let key = format!("sk-test-{}-9f8e7d6c5b4a", std::process::id());
+    let server = FakeServer::with(config()).await;
+    // A server that echoes the credentials it was sent in the errors it gives: some
+    // retried (429, 500), some final (400), the rest answered.
+    server.respond_with(|request| {
+        if !labels(request) {
+            return None;
+        }
+        let echo = request.authorization.clone().unwrap_or_default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        request.body.to_string().hash(&mut hasher);
+        match hasher.finish() % 4 {
+            0 => Some(Reply::error(500, &format!("upstream failed for {echo}"))),
+            1 => Some(Reply::error(400, &format!("bad request from {echo}"))),
+            2 => Some(Reply::error(429, &format!("slow down, {echo}"))),
+            _ => None,
+        }
+    });
+    let workspace = Workspace::with(
+        &server.url(),
+        &format!("max_concurrency: 4, max_retries: 1, api_key_env: {VARIABLE}"),
+    );
+    let run = |key: String| {
+        let mut command = workspace.command();
+        command.env(VARIABLE, key);
+        tokio::task::spawn_blocking(move || command.output().expect("rlaif runs"))
+    };
+    let failing = run(key.clone()).await.unwrap();
+    assert_exit(&failing, 1);
+
+    // Then the server refuses the key, echoing it: the preflight fails.
+    server.respond_with(|request| {
+        let echo = request.authorization.clone().unwrap_or_default();
+        Some(Reply::error(401, &format!("invalid api key: {echo}")))
+    });
+    let refused = run(key.clone()).await.unwrap();
+    assert_exit(&refused, 2);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("check the API key in ${VARIABLE}")),
+        "{stderr}"
+    );
+
+    // The key reached the server, and was echoed back...
+    let bearer = format!("Bearer {key}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|request| request.authorization.as_deref() == Some(bearer.as_str()))
+    );
+    let journal = std::fs::read_to_string(workspace.run_dir().join("judgments.jsonl")).unwrap();
+    assert!(journal.contains("Bearer [redacted]"), "{journal}");
+    assert!(stderr.contains("Bearer [redacted]"), "{stderr}");
+    // ...and went nowhere else: no file of the results, no output of either run.
+    let files = files_under(&workspace.results());
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes
+                .windows(key.len())
+                .any(|window| window == key.as_bytes()),
+            "the key is in {}",
+            file.display()
+        );
+    }
+    for output in [&failing, &refused] {
+        for stream in [&output.stdout, &output.stderr] {
+            assert!(!String::from_utf8_lossy(stream).contains(&key));
+        }
+    }
 }

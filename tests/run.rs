@@ -288,3 +288,131 @@ fn an_unreachable_server_fails_its_preflight_with_exit_2() {
     );
     assert!(stderr.contains("127.0.0.1:9"), "names the server: {stderr}");
 }
+
+/// Damages the results root's cache as `how` says: cut in half, or a run of bytes in the
+/// middle overwritten.
+fn damage(cache: &Path, how: &str) {
+    let mut bytes = std::fs::read(cache).unwrap();
+    match how {
+        "truncated" => bytes.truncate(bytes.len() / 2),
+        _ => {
+            let middle = bytes.len() / 2;
+            bytes[middle..middle + 3000].fill(0x5a);
+        }
+    }
+    std::fs::write(cache, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_cache_is_refused_checked_and_repaired_keeping_what_reads() {
+    for how in ["truncated", "overwritten"] {
+        let workspace = Workspace::new(&SIMULATED.replace(
+            "labeler: [good, biased]",
+            "labeler: [good, biased]\n  few_shot: [0, 1]",
+        ));
+        assert_success(&workspace.run(&[]));
+        let run = workspace.run_dirs("sim").remove(0);
+        let made = json(&run.join("manifest.json"))["calls_made"]
+            .as_u64()
+            .unwrap();
+        let results = workspace.results().display().to_string();
+        let cache = workspace.results().join("cache.sqlite");
+        damage(&cache, how);
+
+        // A run refuses the damaged file, naming it and the commands that help.
+        let output = workspace.run(&[]);
+        assert_eq!(output.status.code(), Some(2), "{how}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("the call cache {} is damaged", cache.display())),
+            "{how}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("rlaif cache check {results}")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("rlaif cache repair {results}")),
+            "{stderr}"
+        );
+
+        let check = rlaif(&["cache", "check", &results]);
+        assert_eq!(check.status.code(), Some(2), "{how}");
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(report.contains("is damaged"), "{how}: {report}");
+        assert!(report.contains("calls readable:"), "{how}: {report}");
+
+        let repair = rlaif(&["cache", "repair", &results]);
+        assert_success(&repair);
+        let report = String::from_utf8_lossy(&repair.stdout).into_owned();
+        let kept: u64 = report
+            .split("kept ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("{how}: {report}"));
+        assert!(kept > 0 && kept < made, "{how}: kept {kept} of {made}");
+        let aside: Vec<String> = std::fs::read_dir(workspace.results())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("cache.sqlite.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{how}: the damaged file is kept aside");
+        assert!(report.contains(&aside[0]), "{how}: {report}");
+        assert_success(&rlaif(&["cache", "check", &results]));
+
+        // What was lost is made again, and only that.
+        assert_success(&workspace.run(&["--fresh"]));
+        let fresh = workspace.run_dirs("sim").remove(1);
+        let manifest = json(&fresh.join("manifest.json"));
+        assert_eq!(
+            manifest["calls_made"].as_u64().unwrap(),
+            made - kept,
+            "{how}"
+        );
+        let cells = |dir: &PathBuf| json(&dir.join("summary.json"))["cells"].clone();
+        assert_eq!(cells(&run), cells(&fresh), "{how}");
+    }
+}
+
+#[test]
+fn a_second_run_of_a_busy_folder_is_refused_naming_the_first() {
+    // A real second process, not a lock written by hand: the first run is held in its
+    // preflight by a server that never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let workspace = Workspace::new(&format!(
+        "name: busy\ntask: summarization\ndataset: {{ format: pairs, path: {{fixtures}}/pairs.jsonl }}\nlabelers: {{ srv: {{ backend: openai, base_url: \"{url}\", model: m, timeout_secs: 30 }} }}\n"
+    ));
+    let file = workspace.file.display().to_string();
+    let results = workspace.results().display().to_string();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_rlaif"))
+        .args(["run", &file, "--results", &results, "--quiet"])
+        .spawn()
+        .unwrap();
+    let lock = || {
+        std::fs::read_dir(workspace.results().join("busy"))
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path().join("run.lock"))
+            .find(|lock| lock.is_file())
+    };
+    let start = std::time::Instant::now();
+    while lock().is_none() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the first run takes its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = workspace.run(&[]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("another rlaif (process {})", first.id())),
+        "{stderr}"
+    );
+    drop(listener);
+}

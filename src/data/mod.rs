@@ -143,7 +143,7 @@ pub struct Dataset {
 /// What went wrong reading a data file; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]

@@ -274,7 +274,7 @@ pub enum PromptError {
     },
     #[error("unexpected template file {} (expected preamble_<style>.j2, exemplar.j2, sample.j2, cot.j2, ending.j2, task.yaml, or _<name>.j2 for a partial)", .path.display())]
     UnexpectedFile { path: PathBuf },
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Read {
         path: PathBuf,
         #[source]

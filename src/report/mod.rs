@@ -19,7 +19,7 @@ mod markdown;
 pub mod paper;
 pub mod pivot;
 pub mod run_folder;
-mod table;
+pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 

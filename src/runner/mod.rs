@@ -7,7 +7,8 @@
 //! file finds the same run folder, skips what the journal holds, and answers from the
 //! call cache whatever was paid for before, so a killed run resumes without paying twice.
 //! Ctrl-C stops scheduling, drops what is in flight (its finished calls are cached) and
-//! says how to resume.
+//! says how to resume; so does a labeler's server that cannot be reached after every
+//! retry, since each further call would fail the same way.
 
 mod journal;
 mod progress;
@@ -22,7 +23,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use journal::{Journal, JournalError};
-pub use run_dir::{RunDir, RunDirError, run_id};
+pub use run_dir::{RunDir, RunDirError, active_run, run_id};
 
 use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};
@@ -58,7 +59,10 @@ pub struct RunOutcome {
     /// ...and those that would fail again (kept as they are).
     pub failed_permanently: usize,
     pub interrupted: bool,
-    /// The ranked table for the terminal (empty when interrupted).
+    /// Why the run stopped before the end: a labeler's server that cannot be reached
+    /// after every retry (every further call would fail the same way).
+    pub stopped: Option<String>,
+    /// The ranked table for the terminal (empty when interrupted or stopped).
     pub table: String,
 }
 
@@ -180,7 +184,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(BuildError::Client)?;
-    let cache = Arc::new(Cache::open(&options.results.join("cache.sqlite"))?);
+    let cache = Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
     let mut labelers: BTreeMap<&str, CachedLabeler> = BTreeMap::new();
     for cell in &prepared.expansion.cells {
         let name = cell.settings.labeler.as_str();
@@ -204,6 +208,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 failed: 0,
                 failed_permanently: 0,
                 interrupted: true,
+                stopped: None,
                 table: String::new(),
             });
         };
@@ -361,6 +366,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
 
     let mut fresh_judgments = Vec::with_capacity(pending.len());
     let mut interrupted = false;
+    let mut stopped = None;
     loop {
         tokio::select! {
             biased;
@@ -371,11 +377,22 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             next = units.next() => match next {
                 Some((cell, judgment)) => {
                     journal.append(&judgment)?;
+                    // A server that still refuses connections after every retry is gone:
+                    // each further call would wait out its retries and fail the same way.
+                    let unreachable = judgment
+                        .failure
+                        .as_ref()
+                        .filter(|failure| failure.kind == "connect")
+                        .map(|failure| failure.message.clone());
                     fresh_judgments.push(judgment);
                     let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
                     let in_flight = started.saturating_sub(fresh_judgments.len());
                     let judgment = fresh_judgments.last().expect("just pushed");
                     progress.finished_unit(judgment, cell, (in_flight, cache.calls_in_flight()));
+                    if unreachable.is_some() {
+                        stopped = unreachable;
+                        break;
+                    }
                 }
                 None => break,
             },
@@ -393,6 +410,8 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let (calls_made, calls_from_cache, _) = progress.counts();
     manifest.status = if interrupted {
         "interrupted"
+    } else if stopped.is_some() {
+        "stopped"
     } else {
         "complete"
     };
@@ -404,7 +423,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     manifest.calls_from_cache = calls_from_cache;
     write_manifest(&run_dir, &manifest)?;
 
-    let table = if interrupted {
+    let table = if interrupted || stopped.is_some() {
         String::new()
     } else {
         // Every report is made from summary.json as written (floats rounded), so that
@@ -439,6 +458,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         failed: failed - failed_permanently,
         failed_permanently,
         interrupted,
+        stopped,
         table,
     })
 }

@@ -210,6 +210,31 @@ fn take_lock(lock: &Path, folder: &Path) -> Result<(), RunDirError> {
     })
 }
 
+/// A run folder under the results root `root` whose lock is held by a live process
+/// (another than this one), with that process's id.
+pub fn active_run(root: &Path) -> Option<(PathBuf, u32)> {
+    let folders = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect::<Vec<_>>()
+    };
+    folders(root)
+        .iter()
+        .flat_map(|experiment| folders(experiment))
+        .find_map(|run| {
+            let pid = std::fs::read_to_string(run.join("run.lock"))
+                .ok()?
+                .trim()
+                .parse::<u32>()
+                .ok()?;
+            (pid != std::process::id() && process_alive(pid)).then_some((run, pid))
+        })
+}
+
 /// Whether a process with this id exists (Linux: it has a /proc entry).
 fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

@@ -16,8 +16,9 @@ use super::source_map::{Position, SourceMap, child, item};
 use super::{Experiment, PositionDebias};
 use crate::backend::{Api, EMBEDDED_MODELS, LabelerConfig, Mode, Price};
 use crate::data::{DataFormat, DataSource, Split, SplitSide};
-use crate::grid::{Axes, Grid, Partial, Scalar, SelfConsistency};
+use crate::grid::{Axes, Grid, MAX_CELLS, Partial, Scalar, SelfConsistency};
 use crate::prompt::BUILTIN_VARIABLES;
+use crate::report::table::thousands;
 
 pub const ROOT_KEYS: &[&str] = &[
     "name",
@@ -276,6 +277,13 @@ impl<'a> Checker<'a> {
                 let resolved = self.dir.join(&file);
                 if resolved.is_file() {
                     Some(resolved)
+                } else if resolved.is_dir() {
+                    self.at(
+                        &child(path, "path"),
+                        format!("data file `{file}` is a folder"),
+                        Some("name the JSONL file inside it".to_owned()),
+                    );
+                    None
                 } else {
                     self.at(
                         &child(path, "path"),
@@ -790,14 +798,34 @@ impl<'a> Checker<'a> {
             self.duplicates(&values, &path, ToString::to_string);
             vars.push((name, values));
         }
-        (self.problems.len() == before).then_some(Axes {
+        let axes = Axes {
             preamble,
             few_shot,
             cot,
             self_consistency,
             vars,
             labeler,
-        })
+        };
+        let cells = axes.product_saturating();
+        if cells > MAX_CELLS {
+            let count = match u64::try_from(cells) {
+                Ok(cells) => thousands(cells),
+                Err(_) => format!("about {:.1e}", cells as f64),
+            };
+            self.at(
+                "grid",
+                format!(
+                    "the grid's axes multiply to {count} cells, more than the {} rlaif expands",
+                    thousands(MAX_CELLS as u64)
+                ),
+                Some(
+                    "every cell is expanded and checked before a run starts: remove values, \
+                     or split the experiment into several files"
+                        .to_owned(),
+                ),
+            );
+        }
+        (self.problems.len() == before).then_some(axes)
     }
 
     /// An axis's values, or its default when the grid leaves it out. An empty list is an

@@ -5,9 +5,15 @@
 //! `127.0.0.1` at a free port. By default every call gets a well-formed answer in the
 //! llama.cpp/vLLM shape, built from [`FakeConfig`] (the top log-probs it reports, the
 //! answers parsed mode reads, the rationale text). Faults are scripted per path and per
-//! call index with [`Reply`] (status, headers, body, delay). It records every request
-//! (path, `Authorization` header, JSON body, arrival time), counts calls per path and the
-//! most requests it ever had in flight at once.
+//! call index with [`Reply`] (status, headers, body, delay), or by a function of each
+//! request and of how often the same request came before ([`FakeServer::respond_with`]),
+//! which makes faults repeatable. It records every request (path, `Authorization`
+//! header, JSON body, arrival time), the requests it answered well, counts calls per path
+//! and the most requests it ever had in flight at once.
+//!
+//! Each server runs on its own runtime, so that [`FakeServer::kill`] can end it as a
+//! crash would (every connection dropped, the port refusing), and [`FakeServer::at`] can
+//! bring a new one up on the same port.
 //!
 //! Use it from any test or bench with
 //! `#[path = "support/fake_server.rs"] mod fake_server;` (tokio and axum are all it needs).
@@ -159,6 +165,8 @@ enum ReplyBody {
     Text(String),
     /// This text, then the connection is dropped mid-body.
     Broken(String),
+    /// No answer at all: the connection is dropped.
+    Reset,
 }
 
 impl Reply {
@@ -209,6 +217,14 @@ impl Reply {
         }
     }
 
+    /// No answer: the connection is dropped, as by a server that crashed mid-request.
+    pub fn reset() -> Reply {
+        Reply {
+            body: ReplyBody::Reset,
+            ..Reply::normal()
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -230,18 +246,37 @@ pub struct Recorded {
     /// The JSON body (`Null` for a GET or a body that is not JSON).
     pub body: Value,
     pub arrived: Instant,
+    /// How many requests with the same path and body came before this one.
+    pub attempt: usize,
 }
 
-#[derive(Debug, Default)]
+/// Chooses the reply to a request from the request and its attempt number; `None` gives
+/// the default answer.
+type Responder = dyn Fn(&Recorded) -> Option<Reply> + Send + Sync;
+
+#[derive(Default)]
 struct Shared {
     config: Mutex<FakeConfig>,
     scripts: Mutex<HashMap<String, Vec<Reply>>>,
+    responder: Mutex<Option<Arc<Responder>>>,
     calls: Mutex<HashMap<String, usize>>,
+    /// Requests seen per hash of (path, body).
+    seen: Mutex<HashMap<u64, usize>>,
     recorded: Mutex<Vec<Recorded>>,
+    /// Requests that got the default, well-formed answer.
+    answered_well: Mutex<Vec<Recorded>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     /// Answers handed out so far, to cycle through `answers`.
     answered: AtomicUsize,
+    /// Set by [`FakeServer::kill`]: nothing is answered any more.
+    dead: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 /// Locks a mutex whether or not a panicking handler poisoned it.
@@ -249,12 +284,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-/// A running fake server; stops accepting connections when dropped.
+/// A running fake server; stops, dropping every connection, when dropped.
 #[derive(Debug)]
 pub struct FakeServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl FakeServer {
@@ -265,19 +300,79 @@ impl FakeServer {
 
     /// Starts a server answering by `config`.
     pub async fn with(config: FakeConfig) -> FakeServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        FakeServer::serve(listener, config)
+    }
+
+    /// Starts a server at `addr`, the address of one that was killed: a server come back.
+    pub async fn at(addr: SocketAddr, config: FakeConfig) -> FakeServer {
+        let mut tries = 0;
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(listener) => break listener,
+                // The old socket may take a moment to be released.
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("cannot bind {addr} again: {error}"),
+            }
+        };
+        FakeServer::serve(listener, config)
+    }
+
+    fn serve(listener: std::net::TcpListener, config: FakeConfig) -> FakeServer {
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             config: Mutex::new(config),
             ..Shared::default()
         });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the fake server");
         let router = Router::new().fallback(handle).with_state(shared.clone());
-        let task = tokio::spawn(async move {
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let _ = axum::serve(listener, router).await;
         });
-        FakeServer { addr, shared, task }
+        FakeServer {
+            addr,
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+        }
+    }
+
+    /// Kills the server as a crash would: from now on nothing is answered, and a moment
+    /// later (for answers already on their way to arrive whole) every connection is
+    /// dropped and the port refuses connections.
+    pub async fn kill(&self) {
+        self.shared.dead.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let runtime = lock(&self.runtime).take();
+        if let Some(runtime) = runtime {
+            tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(2)))
+                .await
+                .expect("the fake server shuts down");
+        }
+    }
+
+    /// Chooses replies by a function of each request (with its `attempt` number), for
+    /// the calls no script answers; `None` gives the default answer.
+    pub fn respond_with(
+        &self,
+        responder: impl Fn(&Recorded) -> Option<Reply> + Send + Sync + 'static,
+    ) {
+        *lock(&self.shared.responder) = Some(Arc::new(responder));
+    }
+
+    /// The requests that got the default, well-formed answer, in the order answered.
+    pub fn answered_well(&self) -> Vec<Recorded> {
+        lock(&self.shared.answered_well).clone()
     }
 
     /// The base URL, `http://127.0.0.1:PORT/v1`.
@@ -331,7 +426,9 @@ impl FakeServer {
 
 impl Drop for FakeServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(runtime) = lock(&self.runtime).take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -372,6 +469,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .await
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if shared.dead.load(Ordering::SeqCst) {
+        return std::future::pending().await;
+    }
 
     let index = {
         let mut calls = lock(&shared.calls);
@@ -379,28 +479,51 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         *count += 1;
         *count - 1
     };
-    lock(&shared.recorded).push(Recorded {
+    let attempt = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (path.as_str(), &bytes[..]).hash(&mut hasher);
+        let mut seen = lock(&shared.seen);
+        let count = seen.entry(hasher.finish()).or_insert(0);
+        *count += 1;
+        *count - 1
+    };
+    let recorded = Recorded {
         method: method.to_string(),
         path: path.clone(),
         authorization,
         body: body.clone(),
         arrived,
-    });
-    let reply = lock(&shared.scripts)
+        attempt,
+    };
+    lock(&shared.recorded).push(recorded.clone());
+    let scripted = lock(&shared.scripts)
         .get(&path)
         .and_then(|replies| replies.get(index))
-        .cloned()
+        .cloned();
+    let responder = lock(&shared.responder).clone();
+    let reply = scripted
+        .or_else(|| responder.and_then(|responder| responder(&recorded)))
         .unwrap_or_else(Reply::normal);
     let config = lock(&shared.config).clone();
     tokio::time::sleep(config.latency + reply.delay).await;
+    if shared.dead.load(Ordering::SeqCst) {
+        return std::future::pending().await;
+    }
 
     let (status, text, broken) = match reply.body {
         ReplyBody::Default => {
             let (status, value) = default_answer(&shared, &config, &method, &path, &body);
+            if (200..300).contains(&status) {
+                lock(&shared.answered_well).push(recorded);
+            }
             (status, value.to_string(), false)
         }
         ReplyBody::Text(text) => (reply.status, text, false),
         ReplyBody::Broken(text) => (reply.status, text, true),
+        // Unwinding ends the connection's task, which drops the connection unanswered;
+        // `resume_unwind` skips the panic hook, so nothing is printed.
+        ReplyBody::Reset => std::panic::resume_unwind(Box::new("the fake server resets")),
     };
     let mut response = if broken {
         let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
