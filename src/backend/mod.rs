@@ -143,6 +143,8 @@ pub enum CallError {
     },
     #[error("the labeler cannot do this: {message}")]
     Unsupported { message: String },
+    #[error("embedded model: {message}")]
+    Model { message: String },
     #[error("the run was interrupted")]
     Cancelled,
 }
@@ -160,6 +162,7 @@ impl CallError {
             CallError::NoLogprobs { .. } => "no_logprobs",
             CallError::ModelNotServed { .. } => "model_not_served",
             CallError::Unsupported { .. } => "unsupported",
+            CallError::Model { .. } => "model",
             CallError::Cancelled => "cancelled",
         }
     }
@@ -198,7 +201,7 @@ pub enum BuildError {
     )]
     MissingKey { name: String, variable: String },
     #[error(
-        "labeler `{name}`: the embedded backend is not available yet (use `backend: openai` with a llama.cpp or vLLM server, or `backend: simulated`)"
+        "labeler `{name}`: this build of rlaif has no embedded backend (build it with the default features, or use `backend: openai` with a llama.cpp or vLLM server)"
     )]
     EmbeddedUnavailable { name: String },
     #[error("labeler `{name}` is a `{backend}` labeler, not an `{expected}` one")]
@@ -211,11 +214,13 @@ pub enum BuildError {
     Client(#[source] reqwest::Error),
 }
 
-/// Builds the labeler an experiment declares under `name`.
+/// Builds the labeler an experiment declares under `name`. `quiet` silences the
+/// progress of a model download.
 pub fn build(
     name: &str,
     config: &LabelerConfig,
     client: &reqwest::Client,
+    quiet: bool,
 ) -> Result<Arc<dyn Labeler>, BuildError> {
     match config {
         LabelerConfig::Openai { .. } => {
@@ -230,8 +235,17 @@ pub fn build(
             *position_bias,
             *seed,
         ))),
-        LabelerConfig::Embedded { .. } => Err(BuildError::EmbeddedUnavailable {
-            name: name.to_owned(),
-        }),
+        #[cfg(feature = "embedded")]
+        LabelerConfig::Embedded { .. } => {
+            let _ = name;
+            Ok(Arc::new(crate::embedded::Embedded::new(config, quiet)))
+        }
+        #[cfg(not(feature = "embedded"))]
+        LabelerConfig::Embedded { .. } => {
+            let _ = quiet;
+            Err(BuildError::EmbeddedUnavailable {
+                name: name.to_owned(),
+            })
+        }
     }
 }

@@ -194,7 +194,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         let config = experiment
             .labeler(name)
             .expect("validation guarantees every grid labeler is declared");
-        let labeler = backend::build(name, config, &client)?;
+        let labeler = backend::build(name, config, &client, options.quiet)?;
         let checked = tokio::select! {
             biased;
             _ = &mut interrupt => None,

@@ -15,6 +15,11 @@ Only the vocabulary is loaded (no weights, no context). Requests name an operati
                                                 special tokens, as hex
   {"op": "end_of_generation"}
       -> {"tokens": [int]}                      every token llama_vocab_is_eog holds
+  {"op": "logprobs", "tokens": [int], "ids": [int]}
+      -> {"logprobs": [float]}                  natural-log probabilities of `ids` as the
+                                                token after `tokens`, from the whole model
+                                                (loaded on first use: n_ctx 4096, two
+                                                threads, flash attention)
 
 A request that fails is answered {"error": str}; the oracle goes on. New operations are
 functions taking (model, request) and returning the answer, registered in OPERATIONS.
@@ -22,6 +27,7 @@ functions taking (model, request) and returning the answer, registered in OPERAT
 
 import ctypes
 import json
+import math
 import sys
 
 import llama_cpp
@@ -31,6 +37,22 @@ class Model:
     def __init__(self, path):
         self.llama = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+        self.path = path
+        self.full = None
+
+    def evaluator(self):
+        """The whole model, loaded on first need."""
+        if self.full is None:
+            self.full = llama_cpp.Llama(
+                model_path=self.path,
+                n_ctx=4096,
+                n_threads=2,
+                n_threads_batch=2,
+                logits_all=True,
+                flash_attn=True,
+                verbose=False,
+            )
+        return self.full
 
     def n_tokens(self):
         return llama_cpp.llama_vocab_n_tokens(self.vocab)
@@ -82,11 +104,22 @@ def end_of_generation(model, _request):
     return {"tokens": [t for t in range(n) if llama_cpp.llama_vocab_is_eog(model.vocab, t)]}
 
 
+def logprobs(model, request):
+    llama = model.evaluator()
+    llama.reset()
+    llama.eval(request["tokens"])
+    logits = llama.scores[llama.n_tokens - 1]
+    top = float(max(logits))
+    normalizer = top + math.log(sum(math.exp(float(l) - top) for l in logits))
+    return {"logprobs": [float(logits[i]) - normalizer for i in request["ids"]]}
+
+
 OPERATIONS = {
     "tokenize": tokenize,
     "detokenize": detokenize,
     "pieces": pieces,
     "end_of_generation": end_of_generation,
+    "logprobs": logprobs,
 }
 
 

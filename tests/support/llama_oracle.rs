@@ -66,6 +66,17 @@ impl LlamaOracle {
         serde_json::from_value(answer["tokens"].clone()).expect("token ids")
     }
 
+    /// Natural-log probabilities of `ids` as the token after `tokens`.
+    pub fn logprobs(&mut self, tokens: &[u32], ids: &[u32]) -> Vec<f64> {
+        let answer = self.ask(&json!({"op": "logprobs", "tokens": tokens, "ids": ids}));
+        answer["logprobs"]
+            .as_array()
+            .expect("logprobs is an array")
+            .iter()
+            .map(|value| value.as_f64().expect("a number"))
+            .collect()
+    }
+
     /// llama.cpp's `llama_detokenize` without special tokens, as bytes.
     pub fn detokenize(&mut self, tokens: &[u32]) -> Vec<u8> {
         let answer = self.ask(&json!({ "op": "detokenize", "tokens": tokens }));

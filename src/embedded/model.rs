@@ -1,0 +1,596 @@
+//! Forward passes of the decoder architectures on the embedded ladder, written against
+//! llama.cpp's graphs for the same GGUF files (the oracle they are validated against).
+//!
+//! Three architectures: `llama` (SmolLM2), `qwen2` (Qwen2.5-Coder: biases on the query,
+//! key and value projections) and `gemma3` (Gemma 3: scaled embeddings, per-head
+//! query/key norms, norms after attention and feed-forward, GELU(tanh) gating, and
+//! sliding-window attention on five layers of every six). Gemma's GELU is written here
+//! rather than borrowed, because a SiLU in its place gives plausible but wrong numbers.
+//!
+//! The key/value state of a [`Sequence`] is kept between calls, so that a prompt that
+//! extends the previous one (the same preamble and exemplars, the same post in the
+//! other order, the same prompt for the next sample) only computes its new tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, Module, Tensor};
+
+/// Why a model cannot be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a GGUF model file this build can run: {message}")]
+    Format { path: String, message: String },
+    #[error(
+        "architecture `{0}` is not supported by the embedded backend (supported: llama, qwen2, gemma3)"
+    )]
+    Architecture(String),
+    #[error("the prompt is {tokens} tokens, beyond the model's context of {context} tokens")]
+    TooLong { tokens: usize, context: usize },
+    #[error("inference failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+/// The supported architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+    Gemma3,
+}
+
+/// Shapes and constants read from the GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct Hyperparameters {
+    pub architecture: Architecture,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub embedding: usize,
+    pub norm_eps: f64,
+    pub rope_base: f32,
+    /// Gemma's sliding-window layers rotate with their own base.
+    pub rope_base_local: f32,
+    pub sliding_window: Option<usize>,
+    pub context: usize,
+}
+
+/// A weight matrix. Prefilling many rows is a matrix product that dense f32 kernels do
+/// several times faster than the quantized ones. Small models keep dense weights for
+/// everything (candle's kernels for some of their quantized types are scalar, slower
+/// than reading f32); large ones keep the quantized form, use it for one row at a time
+/// (decoding, bound by memory, where it is several times smaller) and dequantize it for
+/// each prefill chunk, which costs a small fraction of the product it feeds.
+#[derive(Debug)]
+struct Weight {
+    quantized: Option<QMatMul>,
+    source: Arc<QTensor>,
+    dense: Option<Tensor>,
+    /// For sampling rationales one token at a time: the weights in 8-bit blocks, which
+    /// candle multiplies with vector instructions on every thread. Scoring never uses
+    /// them.
+    decode: Option<QMatMul>,
+}
+
+/// From this many rows on, a product runs on dense weights.
+const DENSE_FROM_ROWS: usize = 8;
+
+impl Weight {
+    fn new(tensor: Arc<QTensor>, keep_dense: bool) -> candle_core::Result<Weight> {
+        let plain = matches!(
+            tensor.dtype(),
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
+        );
+        let dense = (keep_dense || plain)
+            .then(|| tensor.dequantize(&Device::Cpu))
+            .transpose()?;
+        let quantized = (!plain && dense.is_none())
+            .then(|| QMatMul::from_arc(tensor.clone()))
+            .transpose()?;
+        let columns = tensor.shape().dims().last().copied().unwrap_or(0);
+        let decode = match &dense {
+            Some(dense) if columns % GgmlDType::Q8_0.block_size() == 0 => Some(
+                QMatMul::from_qtensor(QTensor::quantize(dense, GgmlDType::Q8_0)?)?,
+            ),
+            _ => None,
+        };
+        Ok(Weight {
+            quantized,
+            source: tensor,
+            dense,
+            decode,
+        })
+    }
+
+    /// One row at a time while sampling: the fastest form held.
+    fn forward_decode(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.decode {
+            Some(decode) => decode.forward(x),
+            None => self.forward(x),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = x.dims()[0];
+        match (&self.dense, &self.quantized) {
+            (Some(dense), _) => x.matmul(&dense.t()?),
+            (None, Some(quantized)) if rows < DENSE_FROM_ROWS => quantized.forward(x),
+            (None, _) => x.matmul(&self.source.dequantize(&Device::Cpu)?.t()?),
+        }
+    }
+}
+
+/// A projection with an optional bias.
+#[derive(Debug)]
+struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor, decoding: bool) -> candle_core::Result<Tensor> {
+        let y = if decoding {
+            self.weight.forward_decode(x)?
+        } else {
+            self.weight.forward(x)?
+        };
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    post_attn_norm: Option<Tensor>,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    post_ffn_norm: Option<Tensor>,
+    sliding: bool,
+}
+
+/// Cosine and sine tables for every position up to the context.
+#[derive(Debug)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(base: f32, head_dim: usize, positions: usize) -> candle_core::Result<Rope> {
+        let half = head_dim / 2;
+        let inverse: Vec<f32> = (0..half)
+            .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        let mut angles = Vec::with_capacity(positions * half);
+        for position in 0..positions {
+            angles.extend(inverse.iter().map(|f| position as f32 * f));
+        }
+        let angles = Tensor::from_vec(angles, (positions, half), &Device::Cpu)?;
+        Ok(Rope {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+}
+
+/// A loaded model.
+#[derive(Debug)]
+pub struct Model {
+    pub hyper: Hyperparameters,
+    embedding: Arc<QTensor>,
+    embedding_scale: Option<f64>,
+    layers: Vec<Layer>,
+    output_norm: Tensor,
+    output: Weight,
+    rope_global: Rope,
+    rope_local: Option<Rope>,
+}
+
+/// The key/value state of the tokens evaluated so far.
+#[derive(Debug, Default)]
+pub struct Sequence {
+    tokens: Vec<u32>,
+    /// Per layer, keys and values shaped `[kv_heads, tokens, head_dim]`.
+    cache: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Sequence {
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets every token from `len` on.
+    pub fn truncate(&mut self, len: usize) -> candle_core::Result<()> {
+        if len >= self.tokens.len() {
+            return Ok(());
+        }
+        self.tokens.truncate(len);
+        for entry in &mut self.cache {
+            *entry = match entry.take() {
+                Some(_) if len == 0 => None,
+                Some((k, v)) => Some((k.narrow(1, 0, len)?, v.narrow(1, 0, len)?)),
+                None => None,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// The longest prompt evaluated in one pass; longer ones go in chunks so that the
+/// attention scores stay small.
+const CHUNK: usize = 512;
+
+/// Models at most this large keep dense f32 copies of their weights beside the
+/// quantized ones; larger ones dequantize per prefill chunk to save memory.
+const DEQUANTIZE_UP_TO_BYTES: u64 = 400_000_000;
+
+/// The context a sequence may grow to, whatever the model was trained for: the
+/// rotation tables and the key/value state are sized for it.
+const MAX_CONTEXT: usize = 8192;
+
+impl Model {
+    /// Loads a model, and returns with it the file's metadata (the tokenizer is built
+    /// from it).
+    pub fn load(path: &Path) -> Result<(Model, gguf_file::Content), ModelError> {
+        let shown = path.display().to_string();
+        let read_error = |source| ModelError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let format_error = |error: candle_core::Error| ModelError::Format {
+            path: shown.clone(),
+            message: error.to_string(),
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let file_bytes = file.metadata().map_err(read_error)?.len();
+        let mut reader = std::io::BufReader::new(file);
+        let content = gguf_file::Content::read(&mut reader).map_err(format_error)?;
+        let hyper = hyperparameters(&content).map_err(format_error)?;
+        let mut loader = Loader {
+            content: &content,
+            reader: &mut reader,
+            keep_dense: file_bytes <= DEQUANTIZE_UP_TO_BYTES,
+        };
+        let load = |loader: &mut Loader<'_, _>| -> candle_core::Result<_> {
+            let embedding = Arc::new(loader.quantized("token_embd.weight")?);
+            let mut layers = Vec::with_capacity(hyper.layers);
+            for index in 0..hyper.layers {
+                let name = |part: &str| format!("blk.{index}.{part}");
+                let q_bias = loader.optional_vector(&name("attn_q.bias"))?;
+                let k_bias = loader.optional_vector(&name("attn_k.bias"))?;
+                let v_bias = loader.optional_vector(&name("attn_v.bias"))?;
+                layers.push(Layer {
+                    attn_norm: loader.vector(&name("attn_norm.weight"))?,
+                    q: loader.linear(&name("attn_q.weight"), q_bias)?,
+                    k: loader.linear(&name("attn_k.weight"), k_bias)?,
+                    v: loader.linear(&name("attn_v.weight"), v_bias)?,
+                    o: loader.linear(&name("attn_output.weight"), None)?,
+                    q_norm: loader.optional_vector(&name("attn_q_norm.weight"))?,
+                    k_norm: loader.optional_vector(&name("attn_k_norm.weight"))?,
+                    post_attn_norm: loader.optional_vector(&name("post_attention_norm.weight"))?,
+                    ffn_norm: loader.vector(&name("ffn_norm.weight"))?,
+                    gate: loader.linear(&name("ffn_gate.weight"), None)?,
+                    up: loader.linear(&name("ffn_up.weight"), None)?,
+                    down: loader.linear(&name("ffn_down.weight"), None)?,
+                    post_ffn_norm: loader.optional_vector(&name("post_ffw_norm.weight"))?,
+                    // llama.cpp's Gemma 3 pattern: every sixth layer attends globally.
+                    sliding: hyper.sliding_window.is_some() && index % 6 < 5,
+                });
+            }
+            let output_norm = loader.vector("output_norm.weight")?;
+            let output = if loader.content.tensor_infos.contains_key("output.weight") {
+                let output = loader.quantized("output.weight")?;
+                Weight::new(Arc::new(output), false)?
+            } else {
+                // Tied embeddings: the output projection is the embedding matrix.
+                Weight::new(embedding.clone(), false)?
+            };
+            Ok((embedding, layers, output_norm, output))
+        };
+        let (embedding, layers, output_norm, output) = load(&mut loader).map_err(format_error)?;
+        let positions = hyper.context.min(MAX_CONTEXT);
+        let rope_global = Rope::new(hyper.rope_base, hyper.head_dim, positions)?;
+        let rope_local = match hyper.sliding_window {
+            Some(_) => Some(Rope::new(hyper.rope_base_local, hyper.head_dim, positions)?),
+            None => None,
+        };
+        let embedding_scale =
+            (hyper.architecture == Architecture::Gemma3).then(|| (hyper.embedding as f64).sqrt());
+        let model = Model {
+            hyper,
+            embedding,
+            embedding_scale,
+            layers,
+            output_norm,
+            output,
+            rope_global,
+            rope_local,
+        };
+        Ok((model, content))
+    }
+
+    /// The longest sequence this model runs.
+    pub fn context(&self) -> usize {
+        self.hyper.context.min(MAX_CONTEXT)
+    }
+
+    pub fn vocabulary(&self) -> usize {
+        self.embedding.shape().dims()[0]
+    }
+
+    /// Extends `sequence` with `tokens` and returns the logits that follow the last one.
+    pub fn extend(&self, sequence: &mut Sequence, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        self.extend_with(sequence, tokens, false)
+    }
+
+    /// Extends `sequence` by one sampled token, on the weights kept for decoding: fast,
+    /// and for sampled text only (its log-probabilities differ in the third digit).
+    pub fn decode(&self, sequence: &mut Sequence, token: u32) -> Result<Vec<f32>, ModelError> {
+        self.extend_with(sequence, &[token], true)
+    }
+
+    fn extend_with(
+        &self,
+        sequence: &mut Sequence,
+        tokens: &[u32],
+        decoding: bool,
+    ) -> Result<Vec<f32>, ModelError> {
+        let total = sequence.tokens.len() + tokens.len();
+        if total > self.context() {
+            return Err(ModelError::TooLong {
+                tokens: total,
+                context: self.context(),
+            });
+        }
+        if sequence.cache.len() != self.layers.len() {
+            sequence.cache = vec![None; self.layers.len()];
+            sequence.tokens.clear();
+        }
+        let mut last = None;
+        for chunk in tokens.chunks(CHUNK) {
+            last = Some(self.forward_chunk(sequence, chunk, decoding)?);
+        }
+        last.ok_or_else(|| {
+            ModelError::Compute(candle_core::Error::Msg("no tokens to evaluate".to_owned()))
+        })
+    }
+
+    fn forward_chunk(
+        &self,
+        sequence: &mut Sequence,
+        tokens: &[u32],
+        decoding: bool,
+    ) -> Result<Vec<f32>, ModelError> {
+        let start = sequence.tokens.len();
+        let count = tokens.len();
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let mut hidden = self.embedding.embedding(&ids)?;
+        if let Some(scale) = self.embedding_scale {
+            hidden = (hidden * scale)?;
+        }
+        let eps = self.hyper.norm_eps as f32;
+        for (layer, cache) in self.layers.iter().zip(&mut sequence.cache) {
+            let normed = candle_nn::ops::rms_norm(&hidden, &layer.attn_norm, eps)?;
+            let mut attended = self.attention(layer, &normed, cache, start, decoding)?;
+            if let Some(norm) = &layer.post_attn_norm {
+                attended = candle_nn::ops::rms_norm(&attended, norm, eps)?;
+            }
+            hidden = (hidden + attended)?;
+            let normed = candle_nn::ops::rms_norm(&hidden, &layer.ffn_norm, eps)?;
+            let gate = layer.gate.forward(&normed, decoding)?;
+            let gate = match self.hyper.architecture {
+                Architecture::Gemma3 => gate.gelu()?,
+                Architecture::Llama | Architecture::Qwen2 => candle_nn::ops::silu(&gate)?,
+            };
+            let mut fed = layer
+                .down
+                .forward(&(gate * layer.up.forward(&normed, decoding)?)?, decoding)?;
+            if let Some(norm) = &layer.post_ffn_norm {
+                fed = candle_nn::ops::rms_norm(&fed, norm, eps)?;
+            }
+            hidden = (hidden + fed)?;
+        }
+        sequence.tokens.extend_from_slice(tokens);
+        let last = hidden.narrow(0, count - 1, 1)?;
+        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
+        let logits = self.output.forward(&last)?;
+        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// Self-attention of `count` new tokens at positions `start..` over the cached ones.
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+        start: usize,
+        decoding: bool,
+    ) -> candle_core::Result<Tensor> {
+        let hyper = &self.hyper;
+        let (count, _) = x.dims2()?;
+        let (heads, kv_heads, head_dim) = (hyper.heads, hyper.kv_heads, hyper.head_dim);
+        let heads_first = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
+            t.reshape((count, n, head_dim))?
+                .transpose(0, 1)?
+                .contiguous()
+        };
+        let mut q = heads_first(layer.q.forward(x, decoding)?, heads)?;
+        let mut k = heads_first(layer.k.forward(x, decoding)?, kv_heads)?;
+        let v = heads_first(layer.v.forward(x, decoding)?, kv_heads)?;
+        if let Some(norm) = &layer.q_norm {
+            q = candle_nn::ops::rms_norm(&q, norm, hyper.norm_eps as f32)?;
+        }
+        if let Some(norm) = &layer.k_norm {
+            k = candle_nn::ops::rms_norm(&k, norm, hyper.norm_eps as f32)?;
+        }
+        let rope = match (&self.rope_local, layer.sliding) {
+            (Some(local), true) => local,
+            _ => &self.rope_global,
+        };
+        let cos = rope.cos.narrow(0, start, count)?;
+        let sin = rope.sin.narrow(0, start, count)?;
+        let (q, k) = match hyper.architecture {
+            // GGUF conversion permutes llama's query and key rows for interleaved rotation.
+            Architecture::Llama => (
+                candle_nn::rotary_emb::rope_i(&q.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+                candle_nn::rotary_emb::rope_i(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+            ),
+            Architecture::Qwen2 | Architecture::Gemma3 => (
+                candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+                candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+            ),
+        };
+        let (k, v) = match cache.take() {
+            Some((cached_k, cached_v)) => (
+                Tensor::cat(&[&cached_k, &k], 1)?,
+                Tensor::cat(&[&cached_v, &v], 1)?,
+            ),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let total = start + count;
+        let group = heads / kv_heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        // Query heads that share a key head are stacked, one matmul per key head.
+        let q = (q.reshape((kv_heads, group * count, head_dim))? * scale)?;
+        let scores = q.matmul(&k.t()?)?;
+        let mask = causal_mask(
+            start,
+            count,
+            layer.sliding.then_some(hyper.sliding_window).flatten(),
+        )?;
+        let scores = scores
+            .reshape((kv_heads, group, count, total))?
+            .broadcast_add(&mask)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = weights
+            .reshape((kv_heads, group * count, total))?
+            .matmul(&v.contiguous()?)?;
+        let out = out
+            .reshape((heads, count, head_dim))?
+            .transpose(0, 1)?
+            .reshape((count, heads * head_dim))?;
+        layer.o.forward(&out, decoding)
+    }
+}
+
+/// `-inf` where new token `i` (at position `start + i`) may not look: later positions,
+/// and with a sliding window, positions `window` or more behind it.
+fn causal_mask(start: usize, count: usize, window: Option<usize>) -> candle_core::Result<Tensor> {
+    let total = start + count;
+    let mut mask = vec![0f32; count * total];
+    for i in 0..count {
+        let position = start + i;
+        for (j, cell) in mask[i * total..(i + 1) * total].iter_mut().enumerate() {
+            let future = j > position;
+            let outside = window.is_some_and(|w| position - j.min(position) >= w);
+            if future || outside {
+                *cell = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Tensor::from_vec(mask, (count, total), &Device::Cpu)
+}
+
+/// Reads tensors by name from an open GGUF file.
+struct Loader<'a, R> {
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+    keep_dense: bool,
+}
+
+impl<R: std::io::Read + std::io::Seek> Loader<'_, R> {
+    fn quantized(&mut self, name: &str) -> candle_core::Result<QTensor> {
+        self.content.tensor(self.reader, name, &Device::Cpu)
+    }
+
+    fn vector(&mut self, name: &str) -> candle_core::Result<Tensor> {
+        self.quantized(name)?.dequantize(&Device::Cpu)
+    }
+
+    fn optional_vector(&mut self, name: &str) -> candle_core::Result<Option<Tensor>> {
+        if self.content.tensor_infos.contains_key(name) {
+            self.vector(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn linear(&mut self, name: &str, bias: Option<Tensor>) -> candle_core::Result<Linear> {
+        let tensor = Arc::new(self.quantized(name)?);
+        Ok(Linear {
+            weight: Weight::new(tensor, self.keep_dense)?,
+            bias,
+        })
+    }
+}
+
+fn hyperparameters(content: &gguf_file::Content) -> candle_core::Result<Hyperparameters> {
+    let get = |key: &str| {
+        content
+            .metadata
+            .get(key)
+            .ok_or_else(|| candle_core::Error::Msg(format!("metadata key `{key}` is missing")))
+    };
+    let name = get("general.architecture")?.to_string()?.clone();
+    let architecture = match name.as_str() {
+        "llama" => Architecture::Llama,
+        "qwen2" => Architecture::Qwen2,
+        "gemma3" => Architecture::Gemma3,
+        other => {
+            return Err(candle_core::Error::Msg(format!(
+                "architecture `{other}` is not supported (supported: llama, qwen2, gemma3)"
+            )));
+        }
+    };
+    let key = |suffix: &str| format!("{name}.{suffix}");
+    let number =
+        |suffix: &str| -> candle_core::Result<usize> { Ok(get(&key(suffix))?.to_u32()? as usize) };
+    let optional_number = |suffix: &str| {
+        content
+            .metadata
+            .get(&key(suffix))
+            .and_then(|v| v.to_u32().ok())
+    };
+    let heads = number("attention.head_count")?;
+    let embedding = number("embedding_length")?;
+    let head_dim =
+        optional_number("attention.key_length").map_or(embedding / heads, |v| v as usize);
+    Ok(Hyperparameters {
+        architecture,
+        layers: number("block_count")?,
+        heads,
+        kv_heads: optional_number("attention.head_count_kv").map_or(heads, |v| v as usize),
+        head_dim,
+        embedding,
+        norm_eps: get(&key("attention.layer_norm_rms_epsilon"))?.to_f32()? as f64,
+        rope_base: content
+            .metadata
+            .get(&key("rope.freq_base"))
+            .map_or(Ok(10_000.0), |v| v.to_f32())?,
+        rope_base_local: 10_000.0,
+        sliding_window: (architecture == Architecture::Gemma3)
+            .then(|| optional_number("attention.sliding_window").map(|v| v as usize))
+            .flatten(),
+        context: number("context_length")?,
+    })
+}
