@@ -48,7 +48,6 @@ class Model:
                 n_ctx=4096,
                 n_threads=2,
                 n_threads_batch=2,
-                logits_all=True,
                 flash_attn=True,
                 verbose=False,
             )
@@ -108,10 +107,12 @@ def logprobs(model, request):
     llama = model.evaluator()
     llama.reset()
     llama.eval(request["tokens"])
-    logits = llama.scores[llama.n_tokens - 1]
-    top = float(max(logits))
-    normalizer = top + math.log(sum(math.exp(float(l) - top) for l in logits))
-    return {"logprobs": [float(logits[i]) - normalizer for i in request["ids"]]}
+    # Only the last position's logits are computed (as a server scoring a prompt does).
+    pointer = llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
+    logits = [pointer[i] for i in range(llama.n_vocab())]
+    top = max(logits)
+    normalizer = top + math.log(sum(math.exp(l - top) for l in logits))
+    return {"logprobs": [logits[i] - normalizer for i in request["ids"]]}
 
 
 OPERATIONS = {
