@@ -21,8 +21,6 @@ pub struct Engine {
     /// The vocabulary's tokens for the answers "1" and "2", always reported when scoring
     /// so that the preference is read from exact probabilities, never from a bound.
     choices: Vec<u32>,
-    /// Tokens computed (not reused) since the engine was opened.
-    computed: u64,
 }
 
 impl Engine {
@@ -62,7 +60,6 @@ impl Engine {
             sequence: Sequence::default(),
             chat,
             choices,
-            computed: 0,
         })
     }
 
@@ -77,12 +74,6 @@ impl Engine {
     /// Forgets the key/value state, so that the next prompt is computed whole.
     pub fn reset(&mut self) {
         self.sequence = Sequence::default();
-    }
-
-    /// Tokens computed since the engine was opened (prompt tokens reused from the
-    /// previous sequence are not counted).
-    pub fn computed_tokens(&self) -> u64 {
-        self.computed
     }
 
     /// The prompt's tokens as the model sees them (wrapped in the chat template if the
@@ -123,7 +114,6 @@ impl Engine {
         // The logits after the last token are not kept: recompute at least that token.
         let keep = shared.min(tokens.len() - 1);
         self.sequence.truncate(keep).map_err(compute_error)?;
-        self.computed += (tokens.len() - keep) as u64;
         self.model
             .extend(&mut self.sequence, &tokens[keep..])
             .map_err(model_error)
@@ -184,7 +174,6 @@ impl Engine {
                 break;
             }
             tokens.push(next);
-            self.computed += 1;
             logits = self
                 .model
                 .decode(&mut self.sequence, next)
