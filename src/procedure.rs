@@ -105,6 +105,19 @@ pub struct Judgment {
     pub failure: Option<Failure>,
 }
 
+impl Judgment {
+    /// The judgment without what only the journal needs (the cell's name, the samples
+    /// and their rationales): what a run keeps in memory for the summary, so that its
+    /// size does not grow with rationale length.
+    pub fn for_summary(mut self) -> Judgment {
+        self.cell_name = String::new();
+        for order in &mut self.orders {
+            order.samples = Vec::new();
+        }
+        self
+    }
+}
+
 /// How one cell labels: everything fixed for the cell's examples.
 #[derive(Debug)]
 pub struct Procedure<'a> {

@@ -5,13 +5,14 @@
 //! reported on its own line instead of failing the whole file. Gzip is undone here too
 //! (by file name), so every format sees plain lines.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::DataError;
+use crate::fingerprint;
 
 /// One non-blank line of a file.
 #[derive(Debug, Clone, Copy)]
@@ -42,38 +43,87 @@ impl Line<'_> {
     }
 }
 
-/// The raw bytes of `path`, for hashing and parsing.
-pub(super) fn read(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Read {
+/// Bytes of decoded text handed to a format's parser at a time: the file is never
+/// held whole, so memory follows the examples kept, not the file's size.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The SHA-256 of the bytes on disk, read in pieces.
+pub(super) fn sha256_of(path: &Path) -> Result<String, DataError> {
+    let read_error = |source| DataError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut hasher = sha2::Sha256::default();
+    std::io::copy(&mut file, &mut hasher).map_err(read_error)?;
+    Ok(fingerprint::hex(&sha2::Digest::finalize(hasher)))
 }
 
-/// `bytes` decompressed when `path` ends in `.gz`, else borrowed unchanged.
-pub(super) fn decompress<'a>(
+/// Calls `parse` on the non-blank lines of `path` (gunzipped when it ends in `.gz`), a
+/// few megabytes of whole lines at a time, in file order, with lines numbered from the
+/// start of the file.
+pub(super) fn for_each_chunk(
     path: &Path,
-    bytes: &'a [u8],
-) -> Result<std::borrow::Cow<'a, [u8]>, DataError> {
-    if path.extension().is_some_and(|ext| ext == "gz") {
-        let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut plain)
-            .map_err(|source| DataError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(std::borrow::Cow::Owned(plain))
+    parse: impl FnMut(&[Line<'_>]) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    for_each_chunk_of(path, CHUNK_BYTES, parse)
+}
+
+fn for_each_chunk_of(
+    path: &Path,
+    chunk_bytes: usize,
+    mut parse: impl FnMut(&[Line<'_>]) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let read_error = |source| DataError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut reader: Box<dyn BufRead> = if path.extension().is_some_and(|ext| ext == "gz") {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            BufReader::new(file),
+        )))
     } else {
-        Ok(std::borrow::Cow::Borrowed(bytes))
+        Box::new(BufReader::new(file))
+    };
+    let mut chunk = Vec::with_capacity(chunk_bytes);
+    let mut first_number = 1;
+    loop {
+        chunk.clear();
+        let mut lines_read = 0;
+        while chunk.len() < chunk_bytes {
+            let read = reader.read_until(b'\n', &mut chunk).map_err(read_error)?;
+            if read == 0 {
+                break;
+            }
+            lines_read += 1;
+        }
+        if lines_read == 0 {
+            return Ok(());
+        }
+        // Without its final newline, so that it splits into exactly the lines read.
+        let text = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+        parse(&numbered_lines(path, text, first_number)?)?;
+        first_number += lines_read;
     }
 }
 
 /// The non-blank lines of `bytes`, each decoded as UTF-8.
+#[cfg(test)]
 pub(super) fn lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<Line<'a>>, DataError> {
+    numbered_lines(path, bytes, 1)
+}
+
+/// The non-blank lines of `bytes`, each decoded as UTF-8, the first numbered
+/// `first_number`.
+fn numbered_lines<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    first_number: usize,
+) -> Result<Vec<Line<'a>>, DataError> {
     let mut lines = Vec::new();
     for (index, raw) in bytes.split(|&byte| byte == b'\n').enumerate() {
-        let number = index + 1;
+        let number = first_number + index;
         let text = std::str::from_utf8(raw).map_err(|err| DataError::Record {
             path: path.to_path_buf(),
             line: number,
@@ -83,7 +133,7 @@ pub(super) fn lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<Line<'a>>, D
             ),
         })?;
         // An editor may have saved a byte-order mark; it is not part of the JSON.
-        let text = if index == 0 {
+        let text = if number == 1 {
             text.trim_start_matches('\u{feff}')
         } else {
             text
@@ -161,19 +211,77 @@ mod tests {
         );
     }
 
+    /// Every line `for_each_chunk_of` hands out, with its number, in order.
+    fn chunked_lines(path: &Path, chunk_bytes: usize) -> Result<Vec<(usize, String)>, DataError> {
+        let mut seen = Vec::new();
+        for_each_chunk_of(path, chunk_bytes, |lines| {
+            seen.extend(lines.iter().map(|line| (line.number, line.text.to_owned())));
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
     #[test]
     fn gzip_is_undone_by_extension() {
         use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(b"{}\n").unwrap();
-        let gz = encoder.finish().unwrap();
-        assert_eq!(&*decompress(Path::new("x.jsonl.gz"), &gz).unwrap(), b"{}\n");
-        assert_eq!(&*decompress(Path::new("x.jsonl"), b"{}").unwrap(), b"{}");
-        let err = decompress(Path::new("x.gz"), b"not gzip").unwrap_err();
-        assert_eq!(err.to_string(), "cannot read x.gz");
+        std::fs::write(dir.path().join("x.jsonl.gz"), encoder.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join("x.jsonl"), b"{}").unwrap();
+        std::fs::write(dir.path().join("x.gz"), b"not gzip").unwrap();
+        let one = vec![(1, "{}".to_owned())];
+        assert_eq!(
+            chunked_lines(&dir.path().join("x.jsonl.gz"), CHUNK_BYTES).unwrap(),
+            one
+        );
+        assert_eq!(
+            chunked_lines(&dir.path().join("x.jsonl"), CHUNK_BYTES).unwrap(),
+            one
+        );
+        let err = chunked_lines(&dir.path().join("x.gz"), CHUNK_BYTES).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
         assert!(
             std::error::Error::source(&err).is_some(),
             "the cause is chained"
+        );
+    }
+
+    #[test]
+    fn lines_keep_their_numbers_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        std::fs::write(&path, "\u{feff}one\ntwo\n\nfour\n  \nsix\nseven").unwrap();
+        let expected: Vec<(usize, String)> = [
+            (1, "one"),
+            (2, "two"),
+            (4, "four"),
+            (6, "six"),
+            (7, "seven"),
+        ]
+        .into_iter()
+        .map(|(number, text)| (number, text.to_owned()))
+        .collect();
+        // From one line per chunk to the whole file in one.
+        for chunk_bytes in [1, 5, 9, 64] {
+            assert_eq!(
+                chunked_lines(&path, chunk_bytes).unwrap(),
+                expected,
+                "chunks of {chunk_bytes}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_byte_is_reported_on_its_line_in_a_later_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        std::fs::write(&path, b"{}\n{}\n{\"a\": \"\xff\"}\n").unwrap();
+        let err = chunked_lines(&path, 3).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("x.jsonl:3: line is not valid utf-8"),
+            "{err}"
         );
     }
 }

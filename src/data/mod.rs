@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint;
-
 pub use exemplars::{choose_exemplars, usable_exemplars};
 
 /// Which response the human preferred.
@@ -175,19 +173,29 @@ pub const FLAG_IDENTICAL_RESPONSES: &str = "identical responses";
 /// The result is never empty: a file or subset with no examples is an error saying which.
 pub fn load(source: &DataSource) -> Result<Dataset, DataError> {
     let path = source.path.as_path();
-    let bytes = jsonl::read(path)?;
-    let file_sha256 = fingerprint::sha256_hex(&bytes);
-    let plain = jsonl::decompress(path, &bytes)?;
-    let lines = jsonl::lines(path, &plain)?;
-
-    let parsed = match source.format {
-        DataFormat::Pairs => pairs::parse(path, &lines)?,
-        DataFormat::Tldr => tldr::parse(path, &lines)?,
-        DataFormat::HhRlhf => {
-            let prefix = source.id_prefix.as_deref().unwrap_or(DEFAULT_HH_ID_PREFIX);
-            hh_rlhf::parse(path, &lines, prefix)?
-        }
+    let file_sha256 = jsonl::sha256_of(path)?;
+    let mut parsed = Parsed {
+        read: 0,
+        records: Vec::new(),
+        dropped: BTreeMap::new(),
     };
+    let mut tldr_batches = BTreeMap::new();
+    jsonl::for_each_chunk(path, |lines| {
+        let chunk = match source.format {
+            DataFormat::Pairs => pairs::parse(path, lines)?,
+            DataFormat::Tldr => tldr::parse(path, lines, &mut tldr_batches)?,
+            DataFormat::HhRlhf => {
+                let prefix = source.id_prefix.as_deref().unwrap_or(DEFAULT_HH_ID_PREFIX);
+                hh_rlhf::parse(path, lines, prefix)?
+            }
+        };
+        parsed.read += chunk.read;
+        parsed.records.extend(chunk.records);
+        for (reason, count) in chunk.dropped {
+            *parsed.dropped.entry(reason).or_insert(0) += count;
+        }
+        Ok(())
+    })?;
     check_unique_ids(path, &parsed.records)?;
 
     // What each step left, for the message when nothing is left.
@@ -217,6 +225,8 @@ pub fn load(source: &DataSource) -> Result<Dataset, DataError> {
         examples.truncate(limit);
         steps.push(format!("limit kept {}", examples.len()));
     }
+    // The vector was made in place from the larger records: give back the difference.
+    examples.shrink_to_fit();
     if examples.is_empty() {
         return Err(no_examples(
             path,

@@ -522,5 +522,5 @@ fn gzipped_pairs_files_load_too() {
     let file = file_with(&gz, ".jsonl.gz");
     let dataset = load_ok(&source(DataFormat::Pairs, file.path()));
     assert_eq!(ids(&dataset), ["a"]);
-    assert_eq!(dataset.file_sha256, fingerprint::sha256_hex(&gz));
+    assert_eq!(dataset.file_sha256, crate::fingerprint::sha256_hex(&gz));
 }

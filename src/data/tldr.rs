@@ -54,8 +54,14 @@ struct Extra {
 /// already say so), `k` counting this file's records of that batch from 0: in an original
 /// batch file that is the source line, as in `normalized.jsonl`. `meta.source_line` is
 /// the same `k`.
-pub(super) fn parse(path: &Path, lines: &[Line<'_>]) -> Result<Parsed, DataError> {
-    let mut per_batch: BTreeMap<String, usize> = BTreeMap::new();
+///
+/// `per_batch` counts the records of each batch in the lines parsed before these, so
+/// that a file read in pieces numbers its records as one read whole.
+pub(super) fn parse(
+    path: &Path,
+    lines: &[Line<'_>],
+    per_batch: &mut BTreeMap<String, usize>,
+) -> Result<Parsed, DataError> {
     let mut records = Vec::with_capacity(lines.len());
     for line in lines {
         let comparison: Comparison = line.parse(path)?;
@@ -268,7 +274,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let lines = super::super::jsonl::lines(Path::new("f"), text.as_bytes()).unwrap();
-        let parsed = parse(Path::new("f"), &lines).unwrap();
+        let parsed = parse(Path::new("f"), &lines, &mut BTreeMap::new()).unwrap();
         let ids: Vec<&str> = parsed
             .records
             .iter()

@@ -203,9 +203,26 @@ pub struct CellMetrics {
 /// its own interval (possible only with very few resamples) widens the interval to
 /// include it.
 pub fn summarize(cells: &[CellInput], options: &MetricsOptions) -> Vec<CellMetrics> {
-    let latest: Vec<Vec<&Judgment>> = cells
+    let judgments: Vec<&[Judgment]> = cells.iter().map(|cell| &cell.judgments[..]).collect();
+    summarize_judgments(cells, &judgments, options)
+}
+
+/// [`summarize`] with each cell's judgments held by the caller (`judgments[i]` for
+/// `cells[i]`, whose own `judgments` are then ignored), so that a large run's
+/// judgments are not moved or copied to be summarized.
+pub fn summarize_judgments(
+    cells: &[CellInput],
+    judgments: &[&[Judgment]],
+    options: &MetricsOptions,
+) -> Vec<CellMetrics> {
+    assert_eq!(
+        cells.len(),
+        judgments.len(),
+        "one list of judgments per cell"
+    );
+    let latest: Vec<Vec<&Judgment>> = judgments
         .iter()
-        .map(|cell| latest_per_example(&cell.judgments))
+        .map(|judged| latest_per_example(judged))
         .collect();
     let successful: Vec<Vec<&Judgment>> = latest
         .iter()

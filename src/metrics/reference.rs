@@ -39,7 +39,7 @@ pub struct ReferenceRow {
 }
 
 /// The reference rows for `examples` (the evaluated examples of a run).
-pub fn reference_rows(examples: &[Example], options: &MetricsOptions) -> Vec<ReferenceRow> {
+pub fn reference_rows(examples: &[&Example], options: &MetricsOptions) -> Vec<ReferenceRow> {
     let n = examples.len();
     let mut rows = Vec::new();
     if n == 0 {
@@ -124,7 +124,7 @@ fn bootstrap(values: &[f64], options: &MetricsOptions) -> Option<(f64, f64)> {
 }
 
 /// Share of agreeing pairs of votes, per unit with several votes.
-fn human_agreement(examples: &[Example], options: &MetricsOptions) -> Option<ReferenceRow> {
+fn human_agreement(examples: &[&Example], options: &MetricsOptions) -> Option<ReferenceRow> {
     // PandaLM style: several annotators' votes on one record.
     let annotated: Vec<f64> = examples
         .iter()
@@ -228,7 +228,7 @@ mod tests {
             example("3", "tiny", "much longer", Label::B),
             example("4", "same", "same", Label::A),
         ];
-        let rows = reference_rows(&examples, &options());
+        let rows = reference_rows(&examples.iter().collect::<Vec<_>>(), &options());
         let by_name = |name: &str| rows.iter().find(|row| row.name == name).unwrap();
         // Longer: right, wrong, right, tie (half).
         assert_eq!(by_name("always longer").alignment, Some(2.5 / 4.0));
@@ -248,7 +248,7 @@ mod tests {
         split
             .meta
             .insert("annotator_votes".into(), serde_json::json!([1, 1, 2]));
-        let rows = reference_rows(&[unanimous, split], &options());
+        let rows = reference_rows(&[&unanimous, &split], &options());
         let human = rows
             .iter()
             .find(|row| row.name == "human agreement")
@@ -266,7 +266,7 @@ mod tests {
             example("3", "good", "bad", Label::B),
             example("4", "other", "pair", Label::A),
         ];
-        let rows = reference_rows(&examples, &options());
+        let rows = reference_rows(&examples.iter().collect::<Vec<_>>(), &options());
         let human = rows
             .iter()
             .find(|row| row.name == "human agreement")
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn no_repeated_votes_no_human_row() {
-        let rows = reference_rows(&[example("1", "a", "bb", Label::A)], &options());
+        let rows = reference_rows(&[&example("1", "a", "bb", Label::A)], &options());
         assert!(rows.iter().all(|row| row.name != "human agreement"));
     }
 }

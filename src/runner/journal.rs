@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::procedure::Judgment;
@@ -46,49 +46,72 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the journal (creating it), repairs a torn last line, and returns the
-    /// judgments already in it, the latest per (cell, example).
-    pub fn open(path: &Path) -> Result<(Journal, Vec<Judgment>), JournalError> {
+    /// judgments already in it, the latest per (cell, example), each passed through
+    /// `keep` as it is read: the file is read a line at a time, so a journal far larger
+    /// than memory can be resumed when `keep` slims what it holds.
+    pub fn open(
+        path: &Path,
+        keep: impl Fn(Judgment) -> Judgment,
+    ) -> Result<(Journal, Vec<Judgment>), JournalError> {
         let open_error = |source| JournalError::Open {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(open_error(error)),
-        };
-        // Everything after the last newline is a write that never finished.
-        let complete = bytes
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |last| last + 1);
-        let mut latest: HashMap<(String, String), usize> = HashMap::new();
+        let mut latest: HashMap<u64, usize> = HashMap::new();
         let mut judgments = Vec::new();
-        for (index, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let judgment: Judgment =
-                serde_json::from_slice(line).map_err(|error| JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: index + 1,
-                    message: error.to_string(),
-                })?;
-            let key = (judgment.cell.clone(), judgment.example.clone());
-            match latest.get(&key) {
-                Some(&position) => judgments[position] = judgment,
-                None => {
-                    latest.insert(key, judgments.len());
-                    judgments.push(judgment);
+        // Bytes up to the end of the last complete line: anything after it is a write
+        // that never finished.
+        let mut complete = 0u64;
+        let mut torn = false;
+        match File::open(path) {
+            Ok(file) => {
+                let mut reader = BufReader::new(file);
+                let mut line = Vec::new();
+                for number in 1.. {
+                    line.clear();
+                    let read = reader.read_until(b'\n', &mut line).map_err(open_error)?;
+                    if read == 0 {
+                        break;
+                    }
+                    if line.last() != Some(&b'\n') {
+                        torn = true;
+                        break;
+                    }
+                    complete += read as u64;
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let judgment: Judgment =
+                        serde_json::from_slice(&line).map_err(|error| JournalError::Corrupt {
+                            path: path.to_path_buf(),
+                            line: number,
+                            message: error.to_string(),
+                        })?;
+                    let judgment = keep(judgment);
+                    // A digest rather than the two ids: a large journal's keys would
+                    // take as much memory as the judgments kept.
+                    let key = crate::fingerprint::hash_u64(format!(
+                        "{}\u{0}{}",
+                        judgment.cell, judgment.example
+                    ));
+                    match latest.get(&key) {
+                        Some(&position) => judgments[position] = judgment,
+                        None => {
+                            latest.insert(key, judgments.len());
+                            judgments.push(judgment);
+                        }
+                    }
                 }
             }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(open_error(error)),
         }
-        if complete < bytes.len() {
-            let torn = OpenOptions::new()
+        if torn {
+            let file = OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(open_error)?;
-            torn.set_len(complete as u64).map_err(open_error)?;
+            file.set_len(complete).map_err(open_error)?;
         }
         // Append mode: every write lands at the end, whoever else has the file open.
         let file = OpenOptions::new()
@@ -149,13 +172,13 @@ mod tests {
     fn appended_judgments_are_read_back_latest_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
-        let (mut journal, existing) = Journal::open(&path).unwrap();
+        let (mut journal, existing) = Journal::open(&path, std::convert::identity).unwrap();
         assert!(existing.is_empty());
         journal.append(&judgment("x", None)).unwrap();
         journal.append(&judgment("y", Some(1.0))).unwrap();
         journal.append(&judgment("x", Some(0.0))).unwrap();
         drop(journal);
-        let (_, judgments) = Journal::open(&path).unwrap();
+        let (_, judgments) = Journal::open(&path, std::convert::identity).unwrap();
         assert_eq!(judgments.len(), 2);
         assert_eq!(judgments[0].example, "x");
         assert_eq!(judgments[0].score, Some(0.0), "the later line wins");
@@ -165,17 +188,17 @@ mod tests {
     fn a_torn_last_line_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
-        let (mut journal, _) = Journal::open(&path).unwrap();
+        let (mut journal, _) = Journal::open(&path, std::convert::identity).unwrap();
         journal.append(&judgment("x", Some(1.0))).unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"cell\": \"c1\", \"exa").unwrap();
         drop(file);
-        let (mut journal, judgments) = Journal::open(&path).unwrap();
+        let (mut journal, judgments) = Journal::open(&path, std::convert::identity).unwrap();
         assert_eq!(judgments.len(), 1);
         journal.append(&judgment("y", Some(1.0))).unwrap();
         drop(journal);
-        let (_, judgments) = Journal::open(&path).unwrap();
+        let (_, judgments) = Journal::open(&path, std::convert::identity).unwrap();
         assert_eq!(judgments.len(), 2);
     }
 
@@ -184,7 +207,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
         std::fs::write(&path, "not json\n").unwrap();
-        let error = Journal::open(&path).unwrap_err().to_string();
+        let error = Journal::open(&path, std::convert::identity)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("judgments.jsonl:1"), "{error}");
     }
 }

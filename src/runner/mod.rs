@@ -14,7 +14,7 @@ mod journal;
 mod progress;
 mod run_dir;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -263,7 +263,9 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     };
     write_manifest(&run_dir, &manifest)?;
 
-    let (mut journal, existing) = Journal::open(&run_dir.path.join("judgments.jsonl"))?;
+    // Only what the summary reads is held: the journal on disk keeps the rest.
+    let (mut journal, existing) =
+        Journal::open(&run_dir.path.join("judgments.jsonl"), Judgment::for_summary)?;
     let done: HashSet<(&str, &str)> = existing
         .iter()
         .filter(|judgment| judgment.failure.as_ref().is_none_or(Failure::is_permanent))
@@ -364,7 +366,11 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     });
     let mut units = futures::stream::select_all(streams);
 
-    let mut fresh_judgments = Vec::with_capacity(pending.len());
+    // This run's judgments join the journal's, in journal order, in one vector sized
+    // once: the summary of a large run holds each judgment once.
+    let mut judgments = existing;
+    judgments.reserve_exact(pending.len());
+    let mut fresh = 0usize;
     let mut interrupted = false;
     let mut stopped = None;
     loop {
@@ -384,11 +390,11 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                         .as_ref()
                         .filter(|failure| failure.kind == "connect")
                         .map(|failure| failure.message.clone());
-                    fresh_judgments.push(judgment);
                     let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
-                    let in_flight = started.saturating_sub(fresh_judgments.len());
-                    let judgment = fresh_judgments.last().expect("just pushed");
-                    progress.finished_unit(judgment, cell, (in_flight, cache.calls_in_flight()));
+                    fresh += 1;
+                    let in_flight = started.saturating_sub(fresh);
+                    progress.finished_unit(&judgment, cell, (in_flight, cache.calls_in_flight()));
+                    judgments.push(judgment.for_summary());
                     if unreachable.is_some() {
                         stopped = unreachable;
                         break;
@@ -401,7 +407,8 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     drop(units);
     progress.finish();
 
-    let judgments = merge(existing, fresh_judgments, prepared);
+    let (judgments, cell_ranges) = latest_in_grid(judgments, prepared);
+    let judged = judgments.len();
     let failed = judgments.iter().filter(|j| j.failure.is_some()).count();
     let failed_permanently = judgments
         .iter()
@@ -417,7 +424,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     };
     manifest.ended_unix = Some(now_unix());
     manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
-    manifest.judgments = judgments.len();
+    manifest.judgments = judged;
     manifest.failures = failed;
     manifest.calls_made = calls_made;
     manifest.calls_from_cache = calls_from_cache;
@@ -428,7 +435,11 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     } else {
         // Every report is made from summary.json as written (floats rounded), so that
         // `rlaif report` on the run folder reproduces them byte for byte.
-        let summary_json = report::summary_json(&summarize(prepared, &run_dir.run_id, &judgments));
+        let per_cell: Vec<&[Judgment]> = cell_ranges
+            .iter()
+            .map(|range| &judgments[range.clone()])
+            .collect();
+        let summary_json = report::summary_json(&summarize(prepared, &run_dir.run_id, &per_cell));
         let summary: Summary =
             serde_json::from_str(&summary_json).expect("a written summary reads back");
         // No wall time here: the same judgments must give byte-identical reports.
@@ -454,7 +465,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     Ok(RunOutcome {
         run_id: run_dir.run_id.clone(),
         run_dir: run_dir.path.clone(),
-        judged: judgments.len(),
+        judged,
         failed: failed - failed_permanently,
         failed_permanently,
         interrupted,
@@ -468,38 +479,82 @@ fn write_manifest(run_dir: &RunDir, manifest: &Manifest<'_>) -> Result<(), RunDi
     run_dir.write("manifest.json", &(json + "\n"))
 }
 
-/// The journal's judgments with this run's, the latest per (cell, example), restricted
-/// to the current grid and data, in grid order then example order.
-fn merge(existing: Vec<Judgment>, fresh: Vec<Judgment>, prepared: &Prepared) -> Vec<Judgment> {
-    let mut latest: BTreeMap<(usize, usize), Judgment> = BTreeMap::new();
-    let cell_index: BTreeMap<&str, usize> = prepared
+/// The latest judgment per (cell, example) of the journal's and this run's (in journal
+/// order), restricted to the current grid and data, sorted by cell then example, with
+/// each cell's range in the result. Sorted and pruned in place: a large run's
+/// judgments are held once.
+fn latest_in_grid(
+    mut judgments: Vec<Judgment>,
+    prepared: &Prepared,
+) -> (Vec<Judgment>, Vec<std::ops::Range<usize>>) {
+    let cell_index: HashMap<&str, usize> = prepared
         .expansion
         .cells
         .iter()
         .enumerate()
         .map(|(index, cell)| (cell.id.as_str(), index))
         .collect();
-    let example_index: BTreeMap<&str, usize> = prepared
+    let example_index: HashMap<&str, usize> = prepared
         .dataset
         .examples
         .iter()
         .enumerate()
         .map(|(index, example)| (example.id.as_str(), index))
         .collect();
-    for judgment in existing.into_iter().chain(fresh) {
-        let position = cell_index
+    let position = |judgment: &Judgment| {
+        cell_index
             .get(judgment.cell.as_str())
-            .zip(example_index.get(judgment.example.as_str()));
-        if let Some((&cell, &example)) = position {
-            latest.insert((cell, example), judgment);
+            .zip(example_index.get(judgment.example.as_str()))
+            .map(|(&cell, &example)| (cell, example))
+    };
+    judgments.retain(|judgment| position(judgment).is_some());
+    // Stable, so the latest judgment of a (cell, example) stays last among its equals;
+    // `dedup_by` keeps the first of a run of equals, so the later one is moved into it.
+    judgments.sort_by_cached_key(position);
+    judgments.dedup_by(|later, kept| {
+        let same = position(later) == position(kept);
+        if same {
+            std::mem::swap(later, kept);
         }
+        same
+    });
+    let mut ranges = vec![0..0; prepared.expansion.cells.len()];
+    let mut start = 0;
+    for (cell, range) in ranges.iter_mut().enumerate() {
+        let end = start
+            + judgments[start..]
+                .iter()
+                .take_while(|judgment| position(judgment).is_some_and(|(c, _)| c == cell))
+                .count();
+        *range = start..end;
+        start = end;
     }
-    latest.into_values().collect()
+    (judgments, ranges)
 }
 
 /// The metrics of every cell, ranked.
-fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summary {
+fn summarize(prepared: &Prepared, run_id: &str, judgments: &[&[Judgment]]) -> Summary {
     let experiment = &prepared.experiment;
+    // The references are read over the examples the cells could judge.
+    let judged: HashSet<&str> = judgments
+        .iter()
+        .copied()
+        .flatten()
+        .filter(|judgment| judgment.failure.is_none())
+        .map(|judgment| judgment.example.as_str())
+        .collect();
+    let examples: Vec<&crate::data::Example> = prepared
+        .dataset
+        .examples
+        .iter()
+        .filter(|example| judged.contains(example.id.as_str()))
+        .collect();
+    let options = metrics::MetricsOptions {
+        seed: experiment.seed,
+        ..metrics::MetricsOptions::default()
+    };
+    let references = metrics::reference_rows(&examples, &options);
+    drop(judged);
     let inputs: Vec<metrics::CellInput> = prepared
         .expansion
         .cells
@@ -512,34 +567,11 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Judgment]) -> Summa
                 LabelerConfig::Openai { price, .. } => *price,
                 _ => None,
             };
-            let judged = judgments
-                .iter()
-                .filter(|judgment| judgment.cell == cell.id)
-                .cloned()
-                .collect();
-            metrics::CellInput::new(cell, mode_of(config), price, judged)
+            metrics::CellInput::new(cell, mode_of(config), price, Vec::new())
                 .with_polarity(prepared.templates.polarity())
         })
         .collect();
-    let options = metrics::MetricsOptions {
-        seed: experiment.seed,
-        ..metrics::MetricsOptions::default()
-    };
-    let cells = metrics::summarize(&inputs, &options);
-    // The references are read over the examples the cells could judge.
-    let judged: HashSet<&str> = judgments
-        .iter()
-        .filter(|judgment| judgment.failure.is_none())
-        .map(|judgment| judgment.example.as_str())
-        .collect();
-    let examples: Vec<crate::data::Example> = prepared
-        .dataset
-        .examples
-        .iter()
-        .filter(|example| judged.contains(example.id.as_str()))
-        .cloned()
-        .collect();
-    let references = metrics::reference_rows(&examples, &options);
+    let cells = metrics::summarize_judgments(&inputs, judgments, &options);
     let labelers = experiment
         .labelers
         .iter()
