@@ -10,6 +10,8 @@ use crate::cli::{
     CacheAction, Cli, Command, CompareFormat, MetricArg, ModelsCommand, OrderArg, PlanFormat,
     ReportFormat, TableArg,
 };
+use crate::grid::Cell;
+use crate::label::{self, LabelError, LabelOptions};
 use crate::models::{self, ConsoleProgress, PullError, Pulled};
 use crate::plan;
 use crate::prepare::{self, PrepareError, Prepared};
@@ -50,6 +52,8 @@ pub enum AppError {
     NoRationaleStep { cell: String },
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Label(#[from] LabelError),
     #[error(transparent)]
     RunFolder(#[from] RunFolderError),
     #[error(transparent)]
@@ -105,6 +109,25 @@ impl AppError {
                 _ => 1,
             },
             AppError::Run(_) => 1,
+            AppError::Label(
+                LabelError::Input { .. }
+                | LabelError::Output { .. }
+                | LabelError::SameFile { .. }
+                | LabelError::Preflight { .. }
+                | LabelError::Build(_)
+                | LabelError::Prompt(_),
+            ) => 2,
+            AppError::Label(LabelError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                2
+            }
+            AppError::Label(LabelError::Cache(
+                CacheError::Damaged { .. }
+                | CacheError::Unhealthy { .. }
+                | CacheError::Missing { .. },
+            )) => 2,
+            AppError::Label(_) => 1,
             AppError::Models(PullError::UnknownModel { .. }) => 2,
             // The network, the index, pip or the disk: the command was right.
             AppError::Models(_) => 1,
@@ -159,6 +182,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
                 quiet,
             },
             yes,
+            out,
+        ),
+        Command::Label {
+            file,
+            cell,
+            input,
+            output,
+            results,
+            quiet,
+        } => label_pairs(
+            &file,
+            &cell,
+            &LabelOptions {
+                input,
+                output,
+                results,
+                quiet,
+            },
             out,
         ),
         Command::Report {
@@ -330,6 +371,77 @@ fn run_experiment(
     Ok(Outcome::Success)
 }
 
+/// The cell named (or with the id) `cell_name`, or an error with the nearest name.
+fn find_cell<'a>(prepared: &'a Prepared, cell_name: &str) -> Result<&'a Cell, AppError> {
+    let cells = &prepared.expansion;
+    cells.find(cell_name).ok_or_else(|| {
+        let names = cells.cells.iter().map(|cell| cell.name.as_str());
+        let hint = match suggest(cell_name, names) {
+            Some(near) => Some(format!("did you mean `{near}`?")),
+            None => Some("`rlaif plan` lists the cells".to_owned()),
+        };
+        AppError::UnknownCell {
+            name: cell_name.to_owned(),
+            file: prepared.experiment.file.display().to_string(),
+            hint,
+        }
+    })
+}
+
+fn label_pairs(
+    file: &Path,
+    cell_name: &str,
+    options: &LabelOptions,
+    out: &mut dyn Write,
+) -> Result<Outcome, AppError> {
+    let prepared = prepare::prepare(file)?;
+    let cell = find_cell(&prepared, cell_name)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let outcome = runtime.block_on(label::label(&prepared, cell, options))?;
+    let resume = format!(
+        "rlaif label {} --cell {} --input {} --output {}{}",
+        file.display(),
+        cell.name,
+        options.input.display(),
+        options.output.display(),
+        if options.results == Path::new("results") {
+            String::new()
+        } else {
+            format!(" --results {}", options.results.display())
+        }
+    );
+    if outcome.interrupted {
+        eprintln!(
+            "rlaif: interrupted; {} pairs are labeled in {}. Resume with: {resume}",
+            outcome.labeled + outcome.already,
+            options.output.display(),
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    writeln!(
+        out,
+        "labeled {} pairs with {} ({} from an earlier run): {}",
+        outcome.labeled,
+        cell.name,
+        outcome.already,
+        options.output.display()
+    )
+    .map_err(AppError::Output)?;
+    if outcome.failed > 0 {
+        eprintln!(
+            "rlaif: {} pairs failed and are not in the output (first: {}); rerun the same \
+             command to retry them: {resume}",
+            outcome.failed,
+            outcome.first_failure.as_deref().unwrap_or("no message"),
+        );
+        return Ok(Outcome::CallsFailed);
+    }
+    Ok(Outcome::Success)
+}
+
 fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
     let prepared = prepare::prepare(file)?;
     let pool = prepared.exemplars.as_ref().map_or(String::new(), |pool| {
@@ -367,19 +479,7 @@ pub fn render(
     rationale: Option<&str>,
 ) -> Result<String, AppError> {
     let file = prepared.experiment.file.display().to_string();
-    let cells = &prepared.expansion;
-    let cell = cells.find(cell_name).ok_or_else(|| {
-        let names = cells.cells.iter().map(|cell| cell.name.as_str());
-        let hint = match suggest(cell_name, names) {
-            Some(near) => Some(format!("did you mean `{near}`?")),
-            None => Some("`rlaif plan` lists the cells".to_owned()),
-        };
-        AppError::UnknownCell {
-            name: cell_name.to_owned(),
-            file: file.clone(),
-            hint,
-        }
-    })?;
+    let cell = find_cell(prepared, cell_name)?;
     let examples = &prepared.dataset.examples;
     let chosen = examples
         .iter()

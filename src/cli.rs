@@ -64,6 +64,29 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Label pairs that have no human label with one cell's configuration, for
+    /// reward-model training: each output line has `prompt`, `chosen`, `rejected`, the
+    /// soft probability and the provenance. Rerunning the same command resumes.
+    Label {
+        /// The experiment file (YAML) that defines the cell.
+        file: PathBuf,
+        /// The cell, by name or id (`rlaif plan` lists them).
+        #[arg(long)]
+        cell: String,
+        /// Pairs to label, JSONL: `context`, `response_a`, `response_b`, optional `id`
+        /// and `label`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the labeled pairs (JSONL); an existing file is resumed.
+        #[arg(long)]
+        output: PathBuf,
+        /// The results root, whose call cache labels share with runs.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print a finished run's report, pivot its cells into an ablation table, or lay
     /// them out as one of the paper's tables beside the paper's values.
     #[command(group(ArgGroup::new("layout").args(["rows", "cols", "table"]).multiple(true)))]

@@ -16,6 +16,7 @@ pub mod data;
 pub mod embedded;
 pub mod fingerprint;
 pub mod grid;
+pub mod label;
 pub mod metrics;
 pub mod models;
 pub mod plan;

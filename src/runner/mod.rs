@@ -278,43 +278,14 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         .iter()
         .map(|cell| prepared.prompts(cell))
         .collect::<Result<Vec<_>, _>>()?;
-    let polarity = prepared.templates.polarity();
     let procedures: Vec<Procedure<'_>> = prepared
         .expansion
         .cells
         .iter()
         .zip(&cell_prompts)
         .map(|(cell, prompts)| {
-            let config = experiment
-                .labeler(&cell.settings.labeler)
-                .expect("declared");
-            let sequential = concurrency_of(config) == 1;
-            let (max_rationale_tokens, top_k, alternatives) = match config {
-                LabelerConfig::Openai {
-                    max_rationale_tokens,
-                    top_k,
-                    top_logprobs,
-                    ..
-                } => (*max_rationale_tokens, *top_k, *top_logprobs),
-                LabelerConfig::Embedded {
-                    max_rationale_tokens,
-                    top_k,
-                    ..
-                } => (*max_rationale_tokens, *top_k, 20),
-                LabelerConfig::Simulated { .. } => (512, 40, 2),
-            };
-            Procedure {
-                cell,
-                prompts,
-                labeler: &labelers[cell.settings.labeler.as_str()],
-                polarity,
-                position_debias: experiment.position_debias,
-                seed: experiment.seed,
-                max_rationale_tokens,
-                top_k,
-                alternatives,
-                sequential,
-            }
+            let labeler = &labelers[cell.settings.labeler.as_str()];
+            procedure(prepared, cell, prompts, labeler)
         })
         .collect();
 
@@ -598,8 +569,47 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[&[Judgment]]) -> Su
         .with_labelers(labelers)
 }
 
+/// How `cell` labels an example with `labeler` (the cell's labeler, built and checked).
+pub(crate) fn procedure<'a>(
+    prepared: &Prepared,
+    cell: &'a crate::grid::Cell,
+    prompts: &'a crate::prompt::CellPrompts<'a>,
+    labeler: &'a CachedLabeler,
+) -> Procedure<'a> {
+    let config = prepared
+        .experiment
+        .labeler(&cell.settings.labeler)
+        .expect("validation guarantees every grid labeler is declared");
+    let (max_rationale_tokens, top_k, alternatives) = match config {
+        LabelerConfig::Openai {
+            max_rationale_tokens,
+            top_k,
+            top_logprobs,
+            ..
+        } => (*max_rationale_tokens, *top_k, *top_logprobs),
+        LabelerConfig::Embedded {
+            max_rationale_tokens,
+            top_k,
+            ..
+        } => (*max_rationale_tokens, *top_k, 20),
+        LabelerConfig::Simulated { .. } => (512, 40, 2),
+    };
+    Procedure {
+        cell,
+        prompts,
+        labeler,
+        polarity: prepared.templates.polarity(),
+        position_debias: prepared.experiment.position_debias,
+        seed: prepared.experiment.seed,
+        max_rationale_tokens,
+        top_k,
+        alternatives,
+        sequential: concurrency_of(config) == 1,
+    }
+}
+
 /// How many calls a labeler serves at once.
-fn concurrency_of(config: &LabelerConfig) -> usize {
+pub(crate) fn concurrency_of(config: &LabelerConfig) -> usize {
     match config {
         LabelerConfig::Openai {
             max_concurrency, ..
@@ -610,7 +620,7 @@ fn concurrency_of(config: &LabelerConfig) -> usize {
 }
 
 /// The model a labeler runs, for reports.
-fn model_of(config: &LabelerConfig) -> Option<String> {
+pub(crate) fn model_of(config: &LabelerConfig) -> Option<String> {
     match config {
         LabelerConfig::Openai { model, .. } | LabelerConfig::Embedded { model, .. } => {
             Some(model.clone())

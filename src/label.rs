@@ -1,0 +1,549 @@
+//! `rlaif label`: AI preference labels for pairs that have no human label, with one
+//! cell's configuration, in the form reward-model trainers read.
+//!
+//! Input and output are streamed: pairs are read a line at a time and each labeled pair
+//! is appended as one line the moment it (and every pair before it) is done, so memory
+//! does not grow with the file and a killed run loses nothing. A rerun of the same
+//! command skips the pairs the output already holds and answers from the call cache
+//! whatever was paid for before. Output lines keep the input's order.
+//!
+//! Each line has `prompt`, `chosen` and `rejected` (TRL's and OpenRLHF's preference
+//! format), the soft probability that `chosen` is preferred, both orders'
+//! distributions, and the provenance: the cell's settings, the labeler's model and
+//! identity, and the templates' hash. A pair the labeler finds equal (probability
+//! exactly ½) is written with `"ai": "tie"` and response a as `chosen`, so that a
+//! trainer can drop it; a pair whose calls failed is not written and is retried on the
+//! next run.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{self, BuildError, CallError};
+use crate::cache::{Cache, CacheError, CachedLabeler};
+use crate::data::{Example, Label};
+use crate::grid::Cell;
+use crate::prepare::Prepared;
+use crate::procedure::{Judgment, OrderJudgment};
+use crate::prompt::PromptError;
+use crate::runner;
+
+/// What to label and where.
+#[derive(Debug, Clone)]
+pub struct LabelOptions {
+    /// Pairs to label (JSONL: `id`, `context`, `response_a`, `response_b`).
+    pub input: PathBuf,
+    /// Labeled pairs, one JSON object a line; appended to when it exists.
+    pub output: PathBuf,
+    /// The results root, whose call cache the labels share with runs.
+    pub results: PathBuf,
+    /// No progress display.
+    pub quiet: bool,
+}
+
+/// How a labeling run ended.
+#[derive(Debug)]
+pub struct LabelOutcome {
+    /// Pairs labeled by this run.
+    pub labeled: usize,
+    /// Pairs the output already held from an earlier run.
+    pub already: usize,
+    /// Pairs whose calls failed: not written, retried by a rerun.
+    pub failed: usize,
+    /// The first failure's message, for the closing line.
+    pub first_failure: Option<String>,
+    pub interrupted: bool,
+}
+
+/// Why labeling could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Input {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{path}:{line}: not a labeled pair ({message}; is this the output of another command? \
+         choose another --output, or move this file aside to start over)"
+    )]
+    Output {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("--input and --output are the same file ({path}); labels go to a new file")]
+    SameFile { path: PathBuf },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("labeler `{labeler}` failed its preflight check, so no pair was sent")]
+    Preflight {
+        labeler: String,
+        #[source]
+        error: CallError,
+    },
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+/// One line of the input: a pair, with or without a human label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputPair {
+    #[serde(default)]
+    id: Option<String>,
+    context: String,
+    response_a: String,
+    response_b: String,
+    /// Kept in the output (as `human`) where the input has one, to check the labels.
+    #[serde(default)]
+    label: Option<Label>,
+    #[serde(default)]
+    dataset: Option<String>,
+    #[serde(default)]
+    meta: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    rationale: Option<String>,
+}
+
+impl InputPair {
+    /// The pair's id, or one made from its line where it has none.
+    fn id_or_line(&self, line: usize) -> String {
+        self.id.clone().unwrap_or_else(|| format!("line-{line}"))
+    }
+
+    /// The pair as the procedure takes it; without a human label it carries a tie,
+    /// which nothing downstream reads.
+    fn into_example(self, id: String) -> Example {
+        Example {
+            id,
+            context: self.context,
+            response_a: self.response_a,
+            response_b: self.response_b,
+            label: self.label.unwrap_or(Label::Tie),
+            dataset: self.dataset,
+            meta: self.meta.unwrap_or_default(),
+            rationale: self.rationale,
+        }
+    }
+}
+
+/// Where each labeled pair came from; the same on every line of a run.
+#[derive(Debug, Serialize)]
+struct Provenance<'a> {
+    experiment: &'a str,
+    cell: &'a str,
+    cell_id: &'a str,
+    settings: &'a crate::grid::Settings,
+    labeler: &'a str,
+    backend: &'static str,
+    model: Option<String>,
+    /// The labeler's identity as the call cache keys it (model and answer settings).
+    identity: String,
+    templates_sha256: String,
+    rlaif_version: &'static str,
+}
+
+/// One line of the output.
+#[derive(Debug, Serialize)]
+struct Labeled<'a> {
+    id: &'a str,
+    prompt: &'a str,
+    chosen: &'a str,
+    rejected: &'a str,
+    /// Probability that `chosen` is the better response (at least ½).
+    p_chosen: f64,
+    /// Probability that response a is the better one, after debiasing and polarity.
+    p_a: f64,
+    ai: Label,
+    /// Which input response `chosen` is.
+    chosen_is: Label,
+    orders: &'a [OrderJudgment],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    human: Option<Label>,
+    provenance: &'a Provenance<'a>,
+}
+
+/// What a resumed run needs of an earlier output line.
+#[derive(Debug, Deserialize)]
+struct LabeledId {
+    id: String,
+}
+
+/// Labels every pair of `options.input` with `cell` of `prepared`.
+pub async fn label(
+    prepared: &Prepared,
+    cell: &Cell,
+    options: &LabelOptions,
+) -> Result<LabelOutcome, LabelError> {
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    if same_file(&options.input, &options.output) {
+        return Err(LabelError::SameFile {
+            path: options.output.clone(),
+        });
+    }
+    let done = labeled_ids(&options.output)?;
+    // A first pass checks every line and id before anything is paid for; it holds the
+    // ids only. The second pass labels as it reads.
+    let mut seen = HashSet::new();
+    let mut already = 0;
+    for item in InputLines::open(&options.input)? {
+        let (number, pair) = item?;
+        let id = pair.id_or_line(number);
+        if !seen.insert(id.clone()) {
+            return Err(LabelError::Input {
+                path: options.input.clone(),
+                line: number,
+                message: format!(
+                    "duplicate id `{id}` (ids must be unique: a resumed run skips the ids \
+                     it has labeled)"
+                ),
+            });
+        }
+        already += usize::from(done.contains(&id));
+    }
+    let total = seen.len() as u64;
+    drop(seen);
+
+    let name = cell.settings.labeler.as_str();
+    let config = prepared
+        .experiment
+        .labeler(name)
+        .expect("validation guarantees every grid labeler is declared");
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(BuildError::Client)?;
+    let cache = std::sync::Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
+    let built = backend::build(name, config, &client, options.quiet)?;
+    let checked = tokio::select! {
+        biased;
+        _ = &mut interrupt => None,
+        checked = built.preflight() => Some(checked),
+    };
+    let Some(checked) = checked else {
+        return Ok(LabelOutcome {
+            labeled: 0,
+            already,
+            failed: 0,
+            first_failure: None,
+            interrupted: true,
+        });
+    };
+    checked.map_err(|error| LabelError::Preflight {
+        labeler: name.to_owned(),
+        error,
+    })?;
+    let labeler = CachedLabeler::new(built, cache);
+    let prompts = prepared.prompts(cell)?;
+    let procedure = runner::procedure(prepared, cell, &prompts, &labeler);
+    let provenance = Provenance {
+        experiment: &prepared.experiment.name,
+        cell: &cell.name,
+        cell_id: &cell.id,
+        settings: &cell.settings,
+        labeler: name,
+        backend: config.backend(),
+        model: runner::model_of(config),
+        identity: labeler.labeler().identity().to_owned(),
+        templates_sha256: prepared.templates.fingerprint(),
+        rlaif_version: env!("CARGO_PKG_VERSION"),
+    };
+
+    let mut output = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&options.output)
+        .map_err(|source| LabelError::Write {
+            path: options.output.clone(),
+            source,
+        })?;
+    let progress = progress_bar(total, options.quiet);
+    progress.inc(already as u64);
+    let mut outcome = LabelOutcome {
+        labeled: 0,
+        already,
+        failed: 0,
+        first_failure: None,
+        interrupted: false,
+    };
+    let limit = runner::concurrency_of(config).max(1);
+    let procedure = &procedure;
+    let todo = InputLines::open(&options.input)?
+        // Checked above; a line that changed since fails the same way there next time.
+        .filter_map(Result::ok)
+        .map(|(number, pair)| (pair.id_or_line(number), pair))
+        .filter(|(id, _)| !done.contains(id));
+    let mut labeled = futures::stream::iter(todo)
+        .map(|(id, pair)| async move {
+            let human = pair.label;
+            let example = pair.into_example(id);
+            let judgment = procedure.label(&example).await;
+            (example, human, judgment)
+        })
+        .buffered(limit);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut interrupt => {
+                outcome.interrupted = true;
+                break;
+            }
+            next = labeled.next() => match next {
+                Some((example, human, judgment)) => {
+                    progress.inc(1);
+                    match line_of(&example, human, &judgment, &provenance) {
+                        Some(line) => {
+                            output.write_all(line.as_bytes()).map_err(|source| LabelError::Write {
+                                path: options.output.clone(),
+                                source,
+                            })?;
+                            outcome.labeled += 1;
+                        }
+                        None => {
+                            outcome.failed += 1;
+                            if outcome.first_failure.is_none() {
+                                outcome.first_failure = judgment
+                                    .failure
+                                    .as_ref()
+                                    .map(|failure| format!("{}: {}", example.id, failure.message));
+                            }
+                        }
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    drop(labeled);
+    progress.finish_and_clear();
+    Ok(outcome)
+}
+
+/// The output line for a judged pair, or `None` when its calls failed.
+fn line_of(
+    example: &Example,
+    human: Option<Label>,
+    judgment: &Judgment,
+    provenance: &Provenance<'_>,
+) -> Option<String> {
+    if judgment.failure.is_some() {
+        return None;
+    }
+    let p_a = judgment.p_a?;
+    let ai = judgment.ai?;
+    let (chosen, rejected, chosen_is, p_chosen) = if ai == Label::B {
+        (
+            &example.response_b,
+            &example.response_a,
+            Label::B,
+            1.0 - p_a,
+        )
+    } else {
+        (&example.response_a, &example.response_b, Label::A, p_a)
+    };
+    let labeled = Labeled {
+        id: &example.id,
+        prompt: &example.context,
+        chosen,
+        rejected,
+        p_chosen,
+        p_a,
+        ai,
+        chosen_is,
+        orders: &judgment.orders,
+        human,
+        provenance,
+    };
+    let mut line = serde_json::to_string(&labeled).expect("labeled pairs serialize to JSON");
+    line.push('\n');
+    Some(line)
+}
+
+/// The input's pairs, a line at a time, numbered as editors count.
+struct InputLines {
+    path: PathBuf,
+    reader: BufReader<File>,
+    number: usize,
+    buffer: Vec<u8>,
+}
+
+impl InputLines {
+    fn open(path: &Path) -> Result<InputLines, LabelError> {
+        let file = File::open(path).map_err(|source| LabelError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(InputLines {
+            path: path.to_path_buf(),
+            reader: BufReader::new(file),
+            number: 0,
+            buffer: Vec::new(),
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> LabelError {
+        LabelError::Input {
+            path: self.path.clone(),
+            line: self.number,
+            message: message.into(),
+        }
+    }
+}
+
+impl Iterator for InputLines {
+    type Item = Result<(usize, InputPair), LabelError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buffer.clear();
+            match self.reader.read_until(b'\n', &mut self.buffer) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(source) => {
+                    return Some(Err(LabelError::Read {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            }
+            self.number += 1;
+            let Ok(text) = std::str::from_utf8(&self.buffer) else {
+                return Some(Err(
+                    self.error("line is not valid utf-8 (save the file as utf-8)")
+                ));
+            };
+            let text = if self.number == 1 {
+                text.trim_start_matches('\u{feff}')
+            } else {
+                text
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                serde_json::from_str::<InputPair>(text)
+                    .map(|pair| (self.number, pair))
+                    .map_err(|error| {
+                        self.error(format!(
+                            "{} (each line needs `context`, `response_a` and `response_b`; \
+                             `id` and `label` are optional)",
+                            strip_position(&error)
+                        ))
+                    }),
+            );
+        }
+    }
+}
+
+/// serde's message without its "at line 1 column N" tail, with the column kept.
+fn strip_position(error: &serde_json::Error) -> String {
+    let full = error.to_string();
+    let tail = format!(" at line {} column {}", error.line(), error.column());
+    match full.strip_suffix(&tail) {
+        Some(message) => format!("{message} at column {}", error.column()),
+        None => full,
+    }
+}
+
+/// The ids an earlier run wrote to `path`; a torn last line (a write cut short by a
+/// kill) is cut off.
+fn labeled_ids(path: &Path) -> Result<HashSet<String>, LabelError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(source) => {
+            return Err(LabelError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let read_error = |source| LabelError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = BufReader::new(file);
+    let mut ids = HashSet::new();
+    let mut line = Vec::new();
+    let mut complete = 0u64;
+    let mut torn = false;
+    for number in 1.. {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
+        if read == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            torn = true;
+            break;
+        }
+        complete += read as u64;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let labeled: LabeledId =
+            serde_json::from_slice(&line).map_err(|error| LabelError::Output {
+                path: path.to_path_buf(),
+                line: number,
+                message: strip_position(&error),
+            })?;
+        ids.insert(labeled.id);
+    }
+    if torn {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| LabelError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        file.set_len(complete).map_err(|source| LabelError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(ids)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn progress_bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "labeling {bar:30} {pos}/{len} pairs  {per_sec}  eta {eta}",
+        )
+        .expect("the template is valid"),
+    );
+    bar
+}
