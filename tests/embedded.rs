@@ -246,3 +246,134 @@ fn run_labels_pairs_in_process_and_resumes() {
         "a rerun judges nothing again"
     );
 }
+
+/// `rlaif label` on 50 HH-RLHF helpfulness pairs with SmolLM2 in-process: every line's
+/// fields, and the same labels from the call cache when the run judges the same pairs.
+#[test]
+fn label_writes_fifty_pairs_field_by_field_with_the_embedded_labeler() {
+    let home = models::models_home();
+    models::model_path("smollm2-135m");
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/hh-rlhf-helpful-base-test/normalized.jsonl");
+    let text = std::fs::read_to_string(&shared).unwrap();
+    // The 50 shortest pairs, so that the test is about labeling, not prefill speed.
+    let mut pairs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|pair: &serde_json::Value| pair["response_a"] != pair["response_b"])
+        .collect();
+    pairs.sort_by_key(|pair| pair.to_string().len());
+    pairs.truncate(50);
+    let input = dir.path().join("pairs.jsonl");
+    let lines: Vec<String> = pairs.iter().map(serde_json::Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let yaml = format!(
+        "name: embedded-label\n\
+         task: helpfulness\n\
+         dataset: {{ format: pairs, path: {path} }}\n\
+         labelers:\n\
+         \x20 smollm2: {{ backend: embedded, model: smollm2-135m }}\n\
+         grid:\n\
+         \x20 preamble: [detailed]\n",
+        path = input.display()
+    );
+    let file = dir.path().join("label.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let results = dir.path().join("results");
+    let output = dir.path().join("labeled.jsonl");
+    let rlaif = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rlaif"))
+            .args(args)
+            .arg("--results")
+            .arg(&results)
+            .arg("--quiet")
+            .env("RLAIF_HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let labeled = rlaif(&[
+        "label".as_ref(),
+        file.as_os_str(),
+        "--cell".as_ref(),
+        "detailed/0-shot/smollm2".as_ref(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--output".as_ref(),
+        output.as_os_str(),
+    ]);
+    assert!(
+        labeled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&labeled.stderr)
+    );
+    let run = rlaif(&["run".as_ref(), file.as_os_str()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run_dir = std::fs::read_dir(results.join("embedded-label"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["calls_made"], 0,
+        "the run answers every call from the labels' cache"
+    );
+    let judgments: Vec<serde_json::Value> =
+        std::fs::read_to_string(run_dir.join("judgments.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+
+    let out = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    for (line, pair) in lines.iter().zip(&pairs) {
+        let id = pair["id"].as_str().unwrap();
+        assert_eq!(line["id"], id);
+        assert_eq!(line["prompt"], pair["context"], "{id}");
+        let judgment = judgments
+            .iter()
+            .find(|judgment| judgment["example"] == id)
+            .unwrap();
+        assert_eq!(line["p_a"], judgment["p_a"], "{id}");
+        assert_eq!(line["orders"], judgment["orders"], "{id}");
+        let p_a = line["p_a"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p_a), "{id}");
+        let orders = line["orders"].as_array().unwrap();
+        let p_ab = orders[0]["p_first"].as_f64().unwrap();
+        let p_ba = orders[1]["p_first"].as_f64().unwrap();
+        assert!(((p_ab + 1.0 - p_ba) / 2.0 - p_a).abs() < 1e-12, "{id}");
+        let (chosen, rejected, p_chosen) = match line["ai"].as_str().unwrap() {
+            "b" => ("response_b", "response_a", 1.0 - p_a),
+            "a" | "tie" => ("response_a", "response_b", p_a),
+            other => panic!("{id}: ai {other}"),
+        };
+        assert_eq!(line["chosen"], pair[chosen], "{id}");
+        assert_eq!(line["rejected"], pair[rejected], "{id}");
+        assert!((line["p_chosen"].as_f64().unwrap() - p_chosen).abs() < 1e-12);
+        assert_eq!(line["human"], pair["label"], "{id}");
+        let provenance = &line["provenance"];
+        assert_eq!(provenance["model"], "smollm2-135m");
+        assert_eq!(provenance["backend"], "embedded");
+        assert_eq!(provenance["cell"], "detailed/0-shot/smollm2");
+        assert_eq!(provenance["templates_sha256"], manifest["templates_sha256"]);
+        assert!(
+            provenance["identity"]
+                .as_str()
+                .unwrap()
+                .starts_with("embedded:smollm2-135m"),
+            "{provenance}"
+        );
+    }
+}
