@@ -61,8 +61,13 @@ impl Failure {
     /// timeouts, lost connections, unreadable bodies, interruptions) are retried when a
     /// run is resumed; permanent ones are kept.
     pub fn is_permanent(&self) -> bool {
+        Failure::kind_is_permanent(&self.kind)
+    }
+
+    /// [`Failure::is_permanent`] for a failure of `kind`.
+    pub fn kind_is_permanent(kind: &str) -> bool {
         !matches!(
-            self.kind.as_str(),
+            kind,
             "rate_limited" | "server_error" | "timeout" | "connect" | "malformed" | "cancelled"
         )
     }
@@ -103,19 +108,6 @@ pub struct Judgment {
     pub latency_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-}
-
-impl Judgment {
-    /// The judgment without what only the journal needs (the cell's name, the samples
-    /// and their rationales): what a run keeps in memory for the summary, so that its
-    /// size does not grow with rationale length.
-    pub fn for_summary(mut self) -> Judgment {
-        self.cell_name = String::new();
-        for order in &mut self.orders {
-            order.samples = Vec::new();
-        }
-        self
-    }
 }
 
 /// How one cell labels: everything fixed for the cell's examples.

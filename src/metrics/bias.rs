@@ -10,7 +10,7 @@
 //! prefers no slot and is left out too.
 
 use crate::data::Label;
-use crate::procedure::Judgment;
+use crate::metrics::Judged;
 use crate::prompt::{Order, Polarity};
 
 /// How often a labeler prefers the same slot in both orders.
@@ -44,21 +44,19 @@ fn slot1_preferred(p_first: f64, polarity: Polarity) -> f64 {
 }
 
 /// The probability that slot 1 is preferred in the first judged `order`.
-fn order_p_first(judgment: &Judgment, order: Order, polarity: Polarity) -> Option<f64> {
+fn order_p_first(judgment: &impl Judged, order: Order, polarity: Polarity) -> Option<f64> {
     judgment
-        .orders
-        .iter()
-        .find(|judged| judged.order == order)
-        .map(|judged| slot1_preferred(judged.p_first, polarity))
+        .order_p_first(order)
+        .map(|p_first| slot1_preferred(p_first, polarity))
 }
 
 /// Position bias over `judgments` (each one example).
-pub(crate) fn position_bias(judgments: &[&Judgment], polarity: Polarity) -> PositionBias {
+pub(crate) fn position_bias<J: Judged>(judgments: &[&J], polarity: Polarity) -> PositionBias {
     let (mut examples, mut same, mut first) = (0usize, 0usize, 0usize);
     for judgment in judgments {
         let slots = (
-            order_p_first(judgment, Order::Ab, polarity).and_then(preferred_slot),
-            order_p_first(judgment, Order::Ba, polarity).and_then(preferred_slot),
+            order_p_first(*judgment, Order::Ab, polarity).and_then(preferred_slot),
+            order_p_first(*judgment, Order::Ba, polarity).and_then(preferred_slot),
         );
         let (Some(ab), Some(ba)) = slots else {
             continue;
@@ -80,10 +78,12 @@ pub(crate) fn position_bias(judgments: &[&Judgment], polarity: Polarity) -> Posi
 
 /// Share of all order judgments whose raw distribution prefers slot "1" (before
 /// debiasing); a distribution at exactly one half counts as not preferring it.
-pub(crate) fn prefer_first(judgments: &[&Judgment], polarity: Polarity) -> Option<f64> {
-    let orders = judgments.iter().flat_map(|judgment| &judgment.orders);
-    let (total, first) = orders.fold((0usize, 0usize), |(total, first), judged| {
-        let p_slot1 = slot1_preferred(judged.p_first, polarity);
+pub(crate) fn prefer_first<J: Judged>(judgments: &[&J], polarity: Polarity) -> Option<f64> {
+    let orders = judgments
+        .iter()
+        .flat_map(|judgment| judgment.order_p_firsts());
+    let (total, first) = orders.fold((0usize, 0usize), |(total, first), p_first| {
+        let p_slot1 = slot1_preferred(p_first, polarity);
         (total + 1, first + usize::from(p_slot1 > 0.5))
     });
     ratio(first, total)
@@ -102,16 +102,17 @@ pub(crate) struct LengthBias {
 
 /// Length bias over `judgments`: only examples where the AI chose a or b and the
 /// responses differ in length count.
-pub(crate) fn length_bias(judgments: &[&Judgment]) -> LengthBias {
+pub(crate) fn length_bias<J: Judged>(judgments: &[&J]) -> LengthBias {
     let (mut examples, mut ai, mut human) = (0usize, 0usize, 0usize);
     for judgment in judgments {
-        let (Some(choice @ (Label::A | Label::B)), Some(longer)) = (judgment.ai, judgment.longer)
+        let (Some(choice @ (Label::A | Label::B)), Some(longer)) =
+            (judgment.ai(), judgment.longer())
         else {
             continue;
         };
         examples += 1;
         ai += usize::from(choice == longer);
-        human += usize::from(judgment.human == longer);
+        human += usize::from(judgment.human() == longer);
     }
     LengthBias {
         ai: ratio(ai, examples),
@@ -129,6 +130,7 @@ pub(crate) fn ratio(part: usize, whole: usize) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::metrics::fixture::{judged, with_longer, with_orders};
+    use crate::procedure::Judgment;
 
     fn two_orders(example: &str, ab: f64, ba: f64) -> Judgment {
         with_orders(
@@ -179,7 +181,7 @@ mod tests {
                 examples: 0
             }
         );
-        assert_eq!(prefer_first(&[], Polarity::Normal), None);
+        assert_eq!(prefer_first::<Judgment>(&[], Polarity::Normal), None);
     }
 
     #[test]

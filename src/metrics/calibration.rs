@@ -12,7 +12,8 @@
 //! upwards; read it beside `n`.
 
 use crate::data::Label;
-use crate::procedure::{Judgment, agreement};
+use crate::metrics::Judged;
+use crate::procedure::agreement;
 
 /// Number of equal-width confidence bins for ECE.
 pub const ECE_BINS: usize = 10;
@@ -30,7 +31,7 @@ pub(crate) struct Calibration {
 }
 
 /// Calibration over successful `judgments` (those without `p_a` are skipped).
-pub(crate) fn calibration(judgments: &[&Judgment]) -> Calibration {
+pub(crate) fn calibration<J: Judged>(judgments: &[&J]) -> Calibration {
     let mut confidence_sum = 0.0;
     let mut judged = 0usize;
     // Per bin: examples, confidence sum, correctness sum.
@@ -38,18 +39,20 @@ pub(crate) fn calibration(judgments: &[&Judgment]) -> Calibration {
     let mut loss_sum = 0.0;
     let mut sided = 0usize;
     for judgment in judgments {
-        let Some(p_a) = judgment.p_a else {
+        let Some(p_a) = judgment.p_a() else {
             continue;
         };
         let confidence = p_a.max(1.0 - p_a);
         confidence_sum += confidence;
         judged += 1;
-        let p_human = match judgment.human {
+        let p_human = match judgment.human() {
             Label::A => p_a,
             Label::B => 1.0 - p_a,
             Label::Tie => continue,
         };
-        let correct = judgment.ai.map_or(0.0, |ai| agreement(ai, judgment.human));
+        let correct = judgment
+            .ai()
+            .map_or(0.0, |ai| agreement(ai, judgment.human()));
         let bin = &mut bins[bin_of(confidence)];
         bin.0 += 1;
         bin.1 += confidence;
@@ -77,12 +80,12 @@ pub(crate) fn calibration(judgments: &[&Judgment]) -> Calibration {
 /// human label (|confidence − 5| on TL;DR's bipolar 1–9 scale), over the judgments that
 /// carry a human confidence. `None` with fewer than three, or when either side is
 /// constant.
-pub(crate) fn confidence_correlation(judgments: &[&Judgment]) -> Option<f64> {
+pub(crate) fn confidence_correlation<J: Judged>(judgments: &[&J]) -> Option<f64> {
     let pairs: Vec<(f64, f64)> = judgments
         .iter()
         .filter_map(|judgment| {
-            let human = judgment.human_confidence?;
-            let p_a = judgment.p_a?;
+            let human = judgment.human_confidence()?;
+            let p_a = judgment.p_a()?;
             Some(((p_a - 0.5).abs(), (human - 5.0).abs()))
         })
         .collect();
@@ -159,6 +162,7 @@ mod correlation_tests {
 mod tests {
     use super::*;
     use crate::metrics::fixture::{failed, judged};
+    use crate::procedure::Judgment;
 
     fn close(actual: Option<f64>, expected: f64) {
         let actual = actual.unwrap();

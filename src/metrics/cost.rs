@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::backend::config::Price;
-use crate::procedure::Judgment;
+use crate::metrics::Judged;
 
 /// Totals over a cell's judgments.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,18 +29,16 @@ pub(crate) struct Cost {
 }
 
 /// Adds up what `judgments` cost at `price`.
-pub(crate) fn cost(judgments: &[&Judgment], price: Option<Price>) -> Cost {
+pub(crate) fn cost<J: Judged>(judgments: &[&J], price: Option<Price>) -> Cost {
     let mut cost = Cost::default();
     for judgment in judgments {
-        cost.calls += u64::from(judgment.calls);
-        cost.prompt_tokens += judgment.usage.prompt_tokens;
-        cost.completion_tokens += judgment.usage.completion_tokens;
-        if let Some(failure) = &judgment.failure {
+        cost.calls += u64::from(judgment.calls());
+        let usage = judgment.usage();
+        cost.prompt_tokens += usage.prompt_tokens;
+        cost.completion_tokens += usage.completion_tokens;
+        if let Some(kind) = judgment.failure_kind() {
             cost.failures += 1;
-            *cost
-                .failures_by_kind
-                .entry(failure.kind.clone())
-                .or_default() += 1;
+            *cost.failures_by_kind.entry(kind.to_owned()).or_default() += 1;
         }
     }
     cost.money = price.map(|price| {
@@ -53,15 +51,15 @@ pub(crate) fn cost(judgments: &[&Judgment], price: Option<Price>) -> Cost {
 /// Per cell, the calls identical to a call made earlier in the grid: cells in the order
 /// given, each cell's judgments in their order, each judgment's calls in order. The
 /// grid makes such a call once and shares the answer.
-pub(crate) fn shared_calls(cells: &[Vec<&Judgment>]) -> Vec<u64> {
-    let mut seen: HashSet<&str> = HashSet::new();
+pub(crate) fn shared_calls<J: Judged>(cells: &[Vec<&J>]) -> Vec<u64> {
+    let mut seen: HashSet<u64> = HashSet::new();
     cells
         .iter()
         .map(|judgments| {
             judgments
                 .iter()
-                .flat_map(|judgment| &judgment.call_keys)
-                .filter(|key| !seen.insert(key.as_str()))
+                .flat_map(|judgment| judgment.call_keys())
+                .filter(|&key| !seen.insert(key))
                 .count() as u64
         })
         .collect()
@@ -72,6 +70,7 @@ mod tests {
     use super::*;
     use crate::data::Label;
     use crate::metrics::fixture::{failed, judged};
+    use crate::procedure::Judgment;
 
     #[test]
     fn totals_include_failed_examples_and_price_the_tokens() {

@@ -26,6 +26,7 @@ mod calibration;
 mod cost;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod judged;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ use crate::prompt::Polarity;
 
 pub use bootstrap::percentile_interval;
 pub use calibration::{ECE_BINS, LOG_LOSS_CLIP};
+pub use judged::{Judged, Scored, call_key_number};
 pub use reference::{ReferenceRow, reference_rows};
 
 /// The test that marks cells as tied with the best, named for reports.
@@ -203,16 +205,19 @@ pub struct CellMetrics {
 /// its own interval (possible only with very few resamples) widens the interval to
 /// include it.
 pub fn summarize(cells: &[CellInput], options: &MetricsOptions) -> Vec<CellMetrics> {
-    let judgments: Vec<&[Judgment]> = cells.iter().map(|cell| &cell.judgments[..]).collect();
-    summarize_judgments(cells, &judgments, options)
+    let judgments: Vec<Vec<&Judgment>> = cells
+        .iter()
+        .map(|cell| cell.judgments.iter().collect())
+        .collect();
+    summarize_judged(cells, &judgments, options)
 }
 
 /// [`summarize`] with each cell's judgments held by the caller (`judgments[i]` for
 /// `cells[i]`, whose own `judgments` are then ignored), so that a large run's
 /// judgments are not moved or copied to be summarized.
-pub fn summarize_judgments(
+pub fn summarize_judged<J: Judged>(
     cells: &[CellInput],
-    judgments: &[&[Judgment]],
+    judgments: &[Vec<&J>],
     options: &MetricsOptions,
 ) -> Vec<CellMetrics> {
     assert_eq!(
@@ -220,17 +225,17 @@ pub fn summarize_judgments(
         judgments.len(),
         "one list of judgments per cell"
     );
-    let latest: Vec<Vec<&Judgment>> = judgments
+    let latest: Vec<Vec<&J>> = judgments
         .iter()
         .map(|judged| latest_per_example(judged))
         .collect();
-    let successful: Vec<Vec<&Judgment>> = latest
+    let successful: Vec<Vec<&J>> = latest
         .iter()
         .map(|judgments| {
             judgments
                 .iter()
                 .copied()
-                .filter(|judgment| score_of(judgment).is_some())
+                .filter(|judgment| score_of(*judgment).is_some())
                 .collect()
         })
         .collect();
@@ -248,7 +253,7 @@ pub fn summarize_judgments(
     let examples: BTreeSet<&str> = successful
         .iter()
         .flatten()
-        .map(|judgment| judgment.example.as_str())
+        .map(|judgment| judgment.example())
         .collect();
     let index: BTreeMap<&str, usize> = examples
         .iter()
@@ -260,8 +265,8 @@ pub fn summarize_judgments(
         .map(|judgments| {
             let mut dense = vec![None; index.len()];
             for judgment in judgments {
-                if let Some(&position) = index.get(judgment.example.as_str()) {
-                    dense[position] = score_of(judgment);
+                if let Some(&position) = index.get(judgment.example()) {
+                    dense[position] = score_of(*judgment);
                 }
             }
             dense
@@ -358,27 +363,27 @@ fn ranking(x: &CellMetrics, y: &CellMetrics) -> Ordering {
 }
 
 /// The last judgment of each example, in example-id order.
-fn latest_per_example(judgments: &[Judgment]) -> Vec<&Judgment> {
+fn latest_per_example<'a, J: Judged>(judgments: &[&'a J]) -> Vec<&'a J> {
     let mut latest = BTreeMap::new();
-    for judgment in judgments {
-        latest.insert(judgment.example.as_str(), judgment);
+    for &judgment in judgments {
+        latest.insert(judgment.example(), judgment);
     }
     latest.into_values().collect()
 }
 
 /// The score of a successful judgment; `None` for a failed one.
-fn score_of(judgment: &Judgment) -> Option<f64> {
-    match (&judgment.failure, judgment.p_a, judgment.score) {
+fn score_of(judgment: &impl Judged) -> Option<f64> {
+    match (judgment.failure_kind(), judgment.p_a(), judgment.score()) {
         (None, Some(_), Some(score)) => Some(score),
         _ => None,
     }
 }
 
 /// Everything but the intervals, the test and the rank.
-fn point_metrics(cell: &CellInput, all: &[&Judgment], successful: &[&Judgment]) -> CellMetrics {
+fn point_metrics<J: Judged>(cell: &CellInput, all: &[&J], successful: &[&J]) -> CellMetrics {
     let n = successful.len();
     let alignment =
-        (n > 0).then(|| successful.iter().filter_map(|j| score_of(j)).sum::<f64>() / n as f64);
+        (n > 0).then(|| successful.iter().filter_map(|j| score_of(*j)).sum::<f64>() / n as f64);
     let position = bias::position_bias(successful, cell.polarity);
     let length = bias::length_bias(successful);
     let calibration = calibration::calibration(successful);

@@ -45,14 +45,14 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the journal (creating it), repairs a torn last line, and returns the
-    /// judgments already in it, the latest per (cell, example), each passed through
-    /// `keep` as it is read: the file is read a line at a time, so a journal far larger
-    /// than memory can be resumed when `keep` slims what it holds.
-    pub fn open(
+    /// Opens the journal (creating it), repairs a torn last line, and returns what
+    /// `keep` makes of the judgments already in it, the latest per (cell, example)
+    /// (those it turns into `None` are left out): the file is read a line at a time, so
+    /// a journal far larger than memory can be resumed when `keep` holds little.
+    pub fn open<T>(
         path: &Path,
-        keep: impl Fn(Judgment) -> Judgment,
-    ) -> Result<(Journal, Vec<Judgment>), JournalError> {
+        keep: impl Fn(&Judgment) -> Option<T>,
+    ) -> Result<(Journal, Vec<T>), JournalError> {
         let open_error = |source| JournalError::Open {
             path: path.to_path_buf(),
             source,
@@ -87,18 +87,20 @@ impl Journal {
                             line: number,
                             message: error.to_string(),
                         })?;
-                    let judgment = keep(judgment);
                     // A digest rather than the two ids: a large journal's keys would
                     // take as much memory as the judgments kept.
                     let key = crate::fingerprint::hash_u64(format!(
                         "{}\u{0}{}",
                         judgment.cell, judgment.example
                     ));
+                    let Some(kept) = keep(&judgment) else {
+                        continue;
+                    };
                     match latest.get(&key) {
-                        Some(&position) => judgments[position] = judgment,
+                        Some(&position) => judgments[position] = kept,
                         None => {
                             latest.insert(key, judgments.len());
-                            judgments.push(judgment);
+                            judgments.push(kept);
                         }
                     }
                 }
@@ -172,13 +174,14 @@ mod tests {
     fn appended_judgments_are_read_back_latest_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
-        let (mut journal, existing) = Journal::open(&path, std::convert::identity).unwrap();
+        let (mut journal, existing) =
+            Journal::open(&path, |judgment| Some(judgment.clone())).unwrap();
         assert!(existing.is_empty());
         journal.append(&judgment("x", None)).unwrap();
         journal.append(&judgment("y", Some(1.0))).unwrap();
         journal.append(&judgment("x", Some(0.0))).unwrap();
         drop(journal);
-        let (_, judgments) = Journal::open(&path, std::convert::identity).unwrap();
+        let (_, judgments) = Journal::open(&path, |judgment| Some(judgment.clone())).unwrap();
         assert_eq!(judgments.len(), 2);
         assert_eq!(judgments[0].example, "x");
         assert_eq!(judgments[0].score, Some(0.0), "the later line wins");
@@ -188,17 +191,18 @@ mod tests {
     fn a_torn_last_line_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
-        let (mut journal, _) = Journal::open(&path, std::convert::identity).unwrap();
+        let (mut journal, _) = Journal::open(&path, |judgment| Some(judgment.clone())).unwrap();
         journal.append(&judgment("x", Some(1.0))).unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"cell\": \"c1\", \"exa").unwrap();
         drop(file);
-        let (mut journal, judgments) = Journal::open(&path, std::convert::identity).unwrap();
+        let (mut journal, judgments) =
+            Journal::open(&path, |judgment| Some(judgment.clone())).unwrap();
         assert_eq!(judgments.len(), 1);
         journal.append(&judgment("y", Some(1.0))).unwrap();
         drop(journal);
-        let (_, judgments) = Journal::open(&path, std::convert::identity).unwrap();
+        let (_, judgments) = Journal::open(&path, |judgment| Some(judgment.clone())).unwrap();
         assert_eq!(judgments.len(), 2);
     }
 
@@ -207,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judgments.jsonl");
         std::fs::write(&path, "not json\n").unwrap();
-        let error = Journal::open(&path, std::convert::identity)
+        let error = Journal::open(&path, |judgment| Some(judgment.clone()))
             .unwrap_err()
             .to_string();
         assert!(error.contains("judgments.jsonl:1"), "{error}");

@@ -27,9 +27,9 @@ pub use run_dir::{RunDir, RunDirError, active_run, run_id};
 
 use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};
-use crate::metrics;
+use crate::metrics::{self, Judged, Scored};
 use crate::prepare::Prepared;
-use crate::procedure::{Failure, Judgment, Procedure};
+use crate::procedure::{Judgment, Procedure};
 use crate::prompt::PromptError;
 use crate::report::{self, LabelerInfo, LabelerLine, ReportContext, Summary};
 
@@ -263,13 +263,17 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     };
     write_manifest(&run_dir, &manifest)?;
 
-    // Only what the summary reads is held: the journal on disk keeps the rest.
+    // Only what the summary reads is held, placed in the grid; the journal on disk
+    // keeps the rest, and judgments of cells or examples no longer in the experiment.
+    let places = Places::of(prepared);
     let (mut journal, existing) =
-        Journal::open(&run_dir.path.join("judgments.jsonl"), Judgment::for_summary)?;
-    let done: HashSet<(&str, &str)> = existing
+        Journal::open(&run_dir.path.join("judgments.jsonl"), |judgment| {
+            places.hold(judgment)
+        })?;
+    let done: HashSet<(u32, u32)> = existing
         .iter()
-        .filter(|judgment| judgment.failure.as_ref().is_none_or(Failure::is_permanent))
-        .map(|judgment| (judgment.cell.as_str(), judgment.example.as_str()))
+        .filter(|held| held.scored.failure_kind().is_none() || held.scored.failed_permanently())
+        .map(|held| (held.cell, held.example))
         .collect();
 
     let cell_prompts = prepared
@@ -292,12 +296,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let examples = &prepared.dataset.examples;
     let pending: Vec<(usize, usize)> = (0..procedures.len())
         .flat_map(|cell| (0..examples.len()).map(move |example| (cell, example)))
-        .filter(|&(cell, example)| {
-            !done.contains(&(
-                prepared.expansion.cells[cell].id.as_str(),
-                examples[example].id.as_str(),
-            ))
-        })
+        .filter(|&(cell, example)| !done.contains(&(cell as u32, example as u32)))
         .collect();
     let total = (procedures.len() * examples.len()) as u64;
     let mut remaining = vec![0usize; procedures.len()];
@@ -329,7 +328,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 let procedure = &procedures[cell];
                 async move {
                     started_units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    (cell, procedure.label(&examples[example]).await)
+                    (cell, example, procedure.label(&examples[example]).await)
                 }
             })
             .buffer_unordered(limit)
@@ -352,7 +351,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 break;
             }
             next = units.next() => match next {
-                Some((cell, judgment)) => {
+                Some((cell, example, judgment)) => {
                     journal.append(&judgment)?;
                     // A server that still refuses connections after every retry is gone:
                     // each further call would wait out its retries and fail the same way.
@@ -365,7 +364,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                     fresh += 1;
                     let in_flight = started.saturating_sub(fresh);
                     progress.finished_unit(&judgment, cell, (in_flight, cache.calls_in_flight()));
-                    judgments.push(judgment.for_summary());
+                    judgments.push(Held::new(cell, example, &judgment));
                     if unreachable.is_some() {
                         stopped = unreachable;
                         break;
@@ -378,12 +377,15 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     drop(units);
     progress.finish();
 
-    let (judgments, cell_ranges) = latest_in_grid(judgments, prepared);
+    let judgments = latest(judgments);
     let judged = judgments.len();
-    let failed = judgments.iter().filter(|j| j.failure.is_some()).count();
+    let failed = judgments
+        .iter()
+        .filter(|held| held.scored.failure_kind().is_some())
+        .count();
     let failed_permanently = judgments
         .iter()
-        .filter(|j| j.failure.as_ref().is_some_and(Failure::is_permanent))
+        .filter(|held| held.scored.failed_permanently())
         .count();
     let (calls_made, calls_from_cache, _) = progress.counts();
     manifest.status = if interrupted {
@@ -406,11 +408,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     } else {
         // Every report is made from summary.json as written (floats rounded), so that
         // `rlaif report` on the run folder reproduces them byte for byte.
-        let per_cell: Vec<&[Judgment]> = cell_ranges
-            .iter()
-            .map(|range| &judgments[range.clone()])
-            .collect();
-        let summary_json = report::summary_json(&summarize(prepared, &run_dir.run_id, &per_cell));
+        let summary_json = report::summary_json(&summarize(prepared, &run_dir.run_id, &judgments));
         let summary: Summary =
             serde_json::from_str(&summary_json).expect("a written summary reads back");
         // No wall time here: the same judgments must give byte-identical reports.
@@ -450,75 +448,86 @@ fn write_manifest(run_dir: &RunDir, manifest: &Manifest<'_>) -> Result<(), RunDi
     run_dir.write("manifest.json", &(json + "\n"))
 }
 
-/// The latest judgment per (cell, example) of the journal's and this run's (in journal
-/// order), restricted to the current grid and data, sorted by cell then example, with
-/// each cell's range in the result. Sorted and pruned in place: a large run's
-/// judgments are held once.
-fn latest_in_grid(
-    mut judgments: Vec<Judgment>,
-    prepared: &Prepared,
-) -> (Vec<Judgment>, Vec<std::ops::Range<usize>>) {
-    let cell_index: HashMap<&str, usize> = prepared
-        .expansion
-        .cells
-        .iter()
-        .enumerate()
-        .map(|(index, cell)| (cell.id.as_str(), index))
-        .collect();
-    let example_index: HashMap<&str, usize> = prepared
-        .dataset
-        .examples
-        .iter()
-        .enumerate()
-        .map(|(index, example)| (example.id.as_str(), index))
-        .collect();
-    let position = |judgment: &Judgment| {
-        cell_index
-            .get(judgment.cell.as_str())
-            .zip(example_index.get(judgment.example.as_str()))
-            .map(|(&cell, &example)| (cell, example))
-    };
-    judgments.retain(|judgment| position(judgment).is_some());
+/// A judgment as a run holds it for the summary: its place in the grid and what the
+/// metrics read of it.
+#[derive(Debug)]
+struct Held {
+    cell: u32,
+    example: u32,
+    scored: Scored,
+}
+
+impl Held {
+    fn new(cell: usize, example: usize, judgment: &Judgment) -> Held {
+        Held {
+            cell: u32::try_from(cell).expect("grids are refused above 1,000,000 cells"),
+            example: u32::try_from(example).expect("fewer than 4 billion examples"),
+            scored: Scored::from(judgment),
+        }
+    }
+}
+
+/// Where the judgments of a journal belong in the current grid and data.
+struct Places<'a> {
+    cells: HashMap<&'a str, usize>,
+    examples: HashMap<&'a str, usize>,
+}
+
+impl<'a> Places<'a> {
+    fn of(prepared: &'a Prepared) -> Places<'a> {
+        Places {
+            cells: (prepared.expansion.cells.iter().enumerate())
+                .map(|(index, cell)| (cell.id.as_str(), index))
+                .collect(),
+            examples: (prepared.dataset.examples.iter().enumerate())
+                .map(|(index, example)| (example.id.as_str(), index))
+                .collect(),
+        }
+    }
+
+    /// The judgment placed, or `None` for a cell or example not in the experiment.
+    fn hold(&self, judgment: &Judgment) -> Option<Held> {
+        let cell = *self.cells.get(judgment.cell.as_str())?;
+        let example = *self.examples.get(judgment.example.as_str())?;
+        Some(Held::new(cell, example, judgment))
+    }
+}
+
+/// The latest judgment per (cell, example), in journal order on entry, sorted by cell
+/// then example on return. Sorted and pruned in place: a large run's judgments are
+/// held once.
+fn latest(mut judgments: Vec<Held>) -> Vec<Held> {
     // Stable, so the latest judgment of a (cell, example) stays last among its equals;
     // `dedup_by` keeps the first of a run of equals, so the later one is moved into it.
-    judgments.sort_by_cached_key(position);
+    judgments.sort_by_key(|held| (held.cell, held.example));
     judgments.dedup_by(|later, kept| {
-        let same = position(later) == position(kept);
+        let same = (later.cell, later.example) == (kept.cell, kept.example);
         if same {
             std::mem::swap(later, kept);
         }
         same
     });
-    let mut ranges = vec![0..0; prepared.expansion.cells.len()];
-    let mut start = 0;
-    for (cell, range) in ranges.iter_mut().enumerate() {
-        let end = start
-            + judgments[start..]
-                .iter()
-                .take_while(|judgment| position(judgment).is_some_and(|(c, _)| c == cell))
-                .count();
-        *range = start..end;
-        start = end;
-    }
-    (judgments, ranges)
+    judgments
 }
 
 /// The metrics of every cell, ranked.
-fn summarize(prepared: &Prepared, run_id: &str, judgments: &[&[Judgment]]) -> Summary {
+fn summarize(prepared: &Prepared, run_id: &str, judgments: &[Held]) -> Summary {
     let experiment = &prepared.experiment;
     // The references are read over the examples the cells could judge.
-    let judged: HashSet<&str> = judgments
-        .iter()
-        .copied()
-        .flatten()
-        .filter(|judgment| judgment.failure.is_none())
-        .map(|judgment| judgment.example.as_str())
-        .collect();
+    let mut judged = vec![false; prepared.dataset.examples.len()];
+    let mut per_cell: Vec<Vec<&Scored>> = vec![Vec::new(); prepared.expansion.cells.len()];
+    for held in judgments {
+        if held.scored.failure_kind().is_none() {
+            judged[held.example as usize] = true;
+        }
+        per_cell[held.cell as usize].push(&held.scored);
+    }
     let examples: Vec<&crate::data::Example> = prepared
         .dataset
         .examples
         .iter()
-        .filter(|example| judged.contains(example.id.as_str()))
+        .zip(&judged)
+        .filter_map(|(example, &judged)| judged.then_some(example))
         .collect();
     let options = metrics::MetricsOptions {
         seed: experiment.seed,
@@ -542,7 +551,7 @@ fn summarize(prepared: &Prepared, run_id: &str, judgments: &[&[Judgment]]) -> Su
                 .with_polarity(prepared.templates.polarity())
         })
         .collect();
-    let cells = metrics::summarize_judgments(&inputs, judgments, &options);
+    let cells = metrics::summarize_judged(&inputs, &per_cell, &options);
     let labelers = experiment
         .labelers
         .iter()
