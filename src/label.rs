@@ -24,6 +24,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::append_only::read_complete_lines;
 use crate::backend::{self, BuildError, CallError};
 use crate::cache::{Cache, CacheError, CachedLabeler};
 use crate::data::{Example, Label};
@@ -470,60 +471,24 @@ fn strip_position(error: &serde_json::Error) -> String {
 /// The ids an earlier run wrote to `path`; a torn last line (a write cut short by a
 /// kill) is cut off.
 fn labeled_ids(path: &Path) -> Result<HashSet<String>, LabelError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(source) => {
-            return Err(LabelError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let read_error = |source| LabelError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = BufReader::new(file);
     let mut ids = HashSet::new();
-    let mut line = Vec::new();
-    let mut complete = 0u64;
-    let mut torn = false;
-    for number in 1.. {
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
-        if read == 0 {
-            break;
-        }
-        if line.last() != Some(&b'\n') {
-            torn = true;
-            break;
-        }
-        complete += read as u64;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let labeled: LabeledId =
-            serde_json::from_slice(&line).map_err(|error| LabelError::Output {
-                path: path.to_path_buf(),
-                line: number,
-                message: strip_position(&error),
-            })?;
-        ids.insert(labeled.id);
-    }
-    if torn {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|source| LabelError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        file.set_len(complete).map_err(|source| LabelError::Write {
+    read_complete_lines(
+        path,
+        |source| LabelError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-    }
+        },
+        |number, line| {
+            let labeled: LabeledId =
+                serde_json::from_slice(line).map_err(|error| LabelError::Output {
+                    path: path.to_path_buf(),
+                    line: number,
+                    message: strip_position(&error),
+                })?;
+            ids.insert(labeled.id);
+            Ok(())
+        },
+    )?;
     Ok(ids)
 }
 

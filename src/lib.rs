@@ -8,6 +8,7 @@
 //! is the one place that knows the whole pipeline.
 
 pub mod app;
+mod append_only;
 pub mod backend;
 pub mod cache;
 pub mod cli;

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::append_only::read_complete_lines;
 use crate::procedure::Judgment;
 
 /// Why the journal cannot be used.
@@ -59,62 +60,28 @@ impl Journal {
         };
         let mut latest: HashMap<u64, usize> = HashMap::new();
         let mut judgments = Vec::new();
-        // Bytes up to the end of the last complete line: anything after it is a write
-        // that never finished.
-        let mut complete = 0u64;
-        let mut torn = false;
-        match File::open(path) {
-            Ok(file) => {
-                let mut reader = BufReader::new(file);
-                let mut line = Vec::new();
-                for number in 1.. {
-                    line.clear();
-                    let read = reader.read_until(b'\n', &mut line).map_err(open_error)?;
-                    if read == 0 {
-                        break;
-                    }
-                    if line.last() != Some(&b'\n') {
-                        torn = true;
-                        break;
-                    }
-                    complete += read as u64;
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let judgment: Judgment =
-                        serde_json::from_slice(&line).map_err(|error| JournalError::Corrupt {
-                            path: path.to_path_buf(),
-                            line: number,
-                            message: error.to_string(),
-                        })?;
-                    // A digest rather than the two ids: a large journal's keys would
-                    // take as much memory as the judgments kept.
-                    let key = crate::fingerprint::hash_u64(format!(
-                        "{}\u{0}{}",
-                        judgment.cell, judgment.example
-                    ));
-                    let Some(kept) = keep(&judgment) else {
-                        continue;
-                    };
-                    match latest.get(&key) {
-                        Some(&position) => judgments[position] = kept,
-                        None => {
-                            latest.insert(key, judgments.len());
-                            judgments.push(kept);
-                        }
+        read_complete_lines(path, open_error, |number, line| {
+            let judgment: Judgment =
+                serde_json::from_slice(line).map_err(|error| JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: number,
+                    message: error.to_string(),
+                })?;
+            // A digest rather than the two ids: a large journal's keys would take as
+            // much memory as the judgments kept.
+            let key =
+                crate::fingerprint::hash_u64(format!("{}\u{0}{}", judgment.cell, judgment.example));
+            if let Some(kept) = keep(&judgment) {
+                match latest.get(&key) {
+                    Some(&position) => judgments[position] = kept,
+                    None => {
+                        latest.insert(key, judgments.len());
+                        judgments.push(kept);
                     }
                 }
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(open_error(error)),
-        }
-        if torn {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(open_error)?;
-            file.set_len(complete).map_err(open_error)?;
-        }
+            Ok(())
+        })?;
         // Append mode: every write lands at the end, whoever else has the file open.
         let file = OpenOptions::new()
             .create(true)
