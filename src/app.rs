@@ -421,6 +421,15 @@ fn label_pairs(
         );
         return Ok(Outcome::Interrupted);
     }
+    if let Some(reason) = &outcome.stopped {
+        eprintln!(
+            "rlaif: stopped, the labeler's server is unreachable: {reason}\n\
+             rlaif: {} pairs are labeled in {}. Once the server is back, resume with: {resume}",
+            outcome.labeled + outcome.already,
+            options.output.display(),
+        );
+        return Ok(Outcome::CallsFailed);
+    }
     writeln!(
         out,
         "labeled {} pairs with {} ({} from an earlier run): {}",

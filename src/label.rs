@@ -59,6 +59,9 @@ pub struct LabelOutcome {
     /// The first failure's message, for the closing line.
     pub first_failure: Option<String>,
     pub interrupted: bool,
+    /// Why labeling stopped before the end: the labeler's server cannot be reached
+    /// after every retry.
+    pub stopped: Option<String>,
 }
 
 /// Why labeling could not start or go on.
@@ -250,6 +253,7 @@ pub async fn label(
             failed: 0,
             first_failure: None,
             interrupted: true,
+            stopped: None,
         });
     };
     checked.map_err(|error| LabelError::Preflight {
@@ -288,6 +292,7 @@ pub async fn label(
         failed: 0,
         first_failure: None,
         interrupted: false,
+        stopped: None,
     };
     let limit = runner::concurrency_of(config).max(1);
     let procedure = &procedure;
@@ -324,11 +329,16 @@ pub async fn label(
                         }
                         None => {
                             outcome.failed += 1;
+                            let failure = judgment.failure.as_ref();
                             if outcome.first_failure.is_none() {
-                                outcome.first_failure = judgment
-                                    .failure
-                                    .as_ref()
+                                outcome.first_failure = failure
                                     .map(|failure| format!("{}: {}", example.id, failure.message));
+                            }
+                            // A server that refuses connections after every retry is
+                            // gone: each further pair would wait out its retries too.
+                            if let Some(failure) = failure.filter(|failure| failure.kind == "connect") {
+                                outcome.stopped = Some(failure.message.clone());
+                                break;
                             }
                         }
                     }

@@ -567,3 +567,101 @@ async fn the_api_key_never_reaches_a_file_or_an_output() {
         }
     }
 }
+
+/// `rlaif label` against a server that dies mid-way: it stops within its retry budget
+/// saying how to resume, keeps every whole line written, and the rerun against the
+/// revived server labels the rest, paying for no call twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_stops_when_its_server_dies_and_a_rerun_pays_for_nothing_twice() {
+    const PAIRS: usize = 200;
+    let server = FakeServer::with(config()).await;
+    let addr = server.addr();
+    let workspace = Workspace::with(&server.url(), "max_concurrency: 4, max_retries: 3");
+    let input = workspace.dir.path().join("unlabeled.jsonl");
+    let lines: Vec<String> = (0..PAIRS)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("u{i:03}"),
+                "context": format!("POST: question {i} about a deposit the landlord kept."),
+                "response_a": format!("Landlord kept deposit {i}."),
+                "response_b": "Something else.",
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let output = workspace.dir.path().join("labeled.jsonl");
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rlaif"));
+        command
+            .arg("label")
+            .arg(&workspace.file)
+            .args(["--cell", "base/0-shot/srv", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .arg("--results")
+            .arg(workspace.results())
+            .arg("--quiet")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    let child = command().spawn().unwrap();
+    assert!(
+        until(Duration::from_secs(20), || paid_calls(&server) >= 60).await,
+        "labeling got going"
+    );
+    server.kill().await;
+    let killed = Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stopped_after = killed.elapsed();
+    assert_exit(&stopped, 1);
+    assert!(
+        stopped_after < Duration::from_secs(10),
+        "stopped {stopped_after:?} after the server died"
+    );
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        stderr.contains("stopped, the labeler's server is unreachable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resume with: rlaif label"), "{stderr}");
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(written.ends_with('\n') || written.is_empty());
+    let before = paid_calls(&server);
+    assert!(
+        written.lines().count() < PAIRS && before < 2 * PAIRS,
+        "stopped mid-way"
+    );
+
+    let revived = FakeServer::at(addr, config()).await;
+    let mut rerun = command();
+    let finished = tokio::task::spawn_blocking(move || rerun.output().unwrap())
+        .await
+        .unwrap();
+    assert_exit(&finished, 0);
+    let ids: Vec<String> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..PAIRS).map(|i| format!("u{i:03}")).collect();
+    assert_eq!(
+        ids, expected,
+        "every pair labeled once, in the input's order"
+    );
+    assert_eq!(
+        before + paid_calls(&revived),
+        2 * PAIRS,
+        "every call (two orders a pair) paid once across both runs"
+    );
+}
