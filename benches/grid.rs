@@ -29,6 +29,7 @@ fn hundred_thousand_cells() -> Grid {
     let axes = Axes {
         preamble: vec!["base".into(), "detailed".into()],
         few_shot: vec![0, 1, 2, 4, 8],
+        exemplar_seed: Vec::new(),
         cot: vec![false, true],
         self_consistency: (1..=10)
             .map(|i| SelfConsistency {
@@ -80,6 +81,7 @@ fn bare_product(axes: &Axes) -> Vec<Settings> {
                                 cells.push(Settings {
                                     preamble: preamble.clone(),
                                     few_shot,
+                                    exemplar_seed: None,
                                     cot,
                                     self_consistency,
                                     labeler: labeler.clone(),
@@ -127,6 +129,7 @@ fn render(c: &mut Criterion) {
     let settings = Settings {
         preamble: "detailed".into(),
         few_shot: 2,
+        exemplar_seed: None,
         cot: false,
         self_consistency: SelfConsistency::GREEDY,
         labeler: "bench".into(),

@@ -45,6 +45,7 @@ fn cell(index: usize, accuracy: f64, rng: &mut SplitMix64) -> CellInput {
     let settings = Settings {
         preamble: "base".into(),
         few_shot: (index % 3) as u32,
+        exemplar_seed: None,
         cot: false,
         self_consistency: SelfConsistency::GREEDY,
         labeler: format!("labeler{index}"),

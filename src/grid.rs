@@ -59,6 +59,11 @@ impl SelfConsistency {
 pub struct Settings {
     pub preamble: String,
     pub few_shot: u32,
+    /// Which exemplars a few-shot cell shows: the seed of their draw from the pool, when
+    /// the grid varies it (else the experiment's seed). Absent from the id when unset,
+    /// so that grids without the axis keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemplar_seed: Option<u64>,
     pub cot: bool,
     pub self_consistency: SelfConsistency,
     pub labeler: String,
@@ -74,6 +79,9 @@ impl Settings {
     /// [`Settings::canonical`] that is only for sampled chain-of-thought cells.
     pub fn name(&self) -> String {
         let mut parts = vec![self.preamble.clone(), format!("{}-shot", self.few_shot)];
+        if let Some(seed) = self.exemplar_seed {
+            parts.push(format!("exemplar_seed={seed}"));
+        }
         if self.cot {
             parts.push("cot".to_owned());
         }
@@ -101,8 +109,14 @@ impl Settings {
     /// neutral value, and the reason for the first such replacement.
     pub fn canonical(&self) -> (Settings, Option<&'static str>) {
         let mut canonical = self.clone();
-        let (sc, reason) = canonical_sc(self.cot, self.self_consistency);
+        let (sc, mut reason) = canonical_sc(self.cot, self.self_consistency);
         canonical.self_consistency = sc;
+        if self.few_shot == 0 && self.exemplar_seed.is_some() {
+            canonical.exemplar_seed = None;
+            reason = reason.or(Some(
+                "a 0-shot cell shows no exemplar, so the exemplar seed cannot change it",
+            ));
+        }
         (canonical, reason)
     }
 }
@@ -151,6 +165,8 @@ impl Cell {
 pub struct Axes {
     pub preamble: Vec<String>,
     pub few_shot: Vec<u32>,
+    /// Seeds of the exemplar draw; empty when the grid does not vary it.
+    pub exemplar_seed: Vec<u64>,
     pub cot: Vec<bool>,
     pub self_consistency: Vec<SelfConsistency>,
     /// User axes in declared order.
@@ -164,6 +180,7 @@ impl Axes {
         [
             self.preamble.len(),
             self.few_shot.len(),
+            self.exemplar_seed.len().max(1),
             self.cot.len(),
             self.self_consistency.len(),
             self.labeler.len(),
@@ -192,6 +209,7 @@ impl Axes {
 pub struct Partial {
     pub preamble: Option<String>,
     pub few_shot: Option<u32>,
+    pub exemplar_seed: Option<u64>,
     pub cot: Option<bool>,
     pub samples: Option<u32>,
     pub temperature: Option<f64>,
@@ -206,6 +224,9 @@ impl Partial {
         }
         agrees(&self.preamble, &settings.preamble)
             && agrees(&self.few_shot, &settings.few_shot)
+            && self
+                .exemplar_seed
+                .is_none_or(|seed| settings.exemplar_seed == Some(seed))
             && agrees(&self.cot, &settings.cot)
             && agrees(&self.samples, &settings.self_consistency.samples)
             && agrees(&self.temperature, &settings.self_consistency.temperature)
@@ -228,6 +249,7 @@ impl Partial {
         Some(Settings {
             preamble: self.preamble.clone().or(axes.preamble.first().cloned())?,
             few_shot: self.few_shot.or(axes.few_shot.first().copied())?,
+            exemplar_seed: self.exemplar_seed.or(axes.exemplar_seed.first().copied()),
             cot: self.cot.or(axes.cot.first().copied())?,
             self_consistency: SelfConsistency {
                 samples: self.samples.or(first_sc.map(|sc| sc.samples))?,
@@ -321,16 +343,29 @@ pub fn expand(grid: &Grid) -> Expansion {
 /// be refused before it takes the memory and time its expansion would.
 ///
 /// Without `exclude` and `include` it is a product: collapsing only folds
-/// self-consistency settings, so each `cot` value counts its distinct canonical
-/// self-consistency settings (axis values are distinct, as validation guarantees).
+/// self-consistency settings and the exemplar seeds of 0-shot cells, so each `cot` value
+/// counts its distinct canonical self-consistency settings and each 0-shot value one
+/// seed (axis values are distinct, as validation guarantees).
 /// Otherwise the product is walked and the canonical settings counted.
 pub fn count(grid: &Grid) -> usize {
     let axes = &grid.axes;
     if grid.exclude.is_empty() && grid.include.is_empty() {
-        let others: usize = [axes.preamble.len(), axes.few_shot.len(), axes.labeler.len()]
+        let others: usize = [axes.preamble.len(), axes.labeler.len()]
             .into_iter()
             .chain(axes.vars.iter().map(|(_, values)| values.len()))
             .product();
+        // A 0-shot cell is the same whatever the exemplar seed.
+        let shots: usize = axes
+            .few_shot
+            .iter()
+            .map(|&shots| {
+                if shots == 0 {
+                    1
+                } else {
+                    axes.exemplar_seed.len().max(1)
+                }
+            })
+            .sum();
         let per_cot: usize = axes
             .cot
             .iter()
@@ -345,7 +380,7 @@ pub fn count(grid: &Grid) -> usize {
                 distinct.len()
             })
             .sum();
-        return others * per_cot;
+        return others * shots * per_cot;
     }
     let kept = Product::new(axes)
         .filter(|settings| !grid.exclude.iter().any(|partial| partial.matches(settings)));
@@ -363,7 +398,8 @@ pub fn count(grid: &Grid) -> usize {
 /// An odometer over the axes: the last axis turns fastest.
 struct Product<'a> {
     axes: &'a Axes,
-    /// One digit per axis: preamble, few_shot, cot, self_consistency, vars..., labeler.
+    /// One digit per axis: preamble, few_shot, exemplar_seed, cot, self_consistency,
+    /// vars..., labeler.
     digits: Vec<usize>,
     radices: Vec<usize>,
     done: bool,
@@ -374,6 +410,8 @@ impl<'a> Product<'a> {
         let mut radices = vec![
             axes.preamble.len(),
             axes.few_shot.len(),
+            // An axis the grid does not vary still has its one (unset) value.
+            axes.exemplar_seed.len().max(1),
             axes.cot.len(),
             axes.self_consistency.len(),
         ];
@@ -400,12 +438,13 @@ impl Iterator for Product<'_> {
         let settings = Settings {
             preamble: axes.preamble[d[0]].clone(),
             few_shot: axes.few_shot[d[1]],
-            cot: axes.cot[d[2]],
-            self_consistency: axes.self_consistency[d[3]],
+            exemplar_seed: axes.exemplar_seed.get(d[2]).copied(),
+            cot: axes.cot[d[3]],
+            self_consistency: axes.self_consistency[d[4]],
             vars: axes
                 .vars
                 .iter()
-                .zip(&d[4..])
+                .zip(&d[5..])
                 .map(|((key, values), &digit)| (key.clone(), values[digit].clone()))
                 .collect(),
             labeler: axes.labeler[d[d.len() - 1]].clone(),
@@ -433,6 +472,7 @@ mod tests {
         Axes {
             preamble: vec!["base".into(), "detailed".into()],
             few_shot: vec![0, 1, 2],
+            exemplar_seed: Vec::new(),
             cot: vec![false, true],
             self_consistency: vec![
                 SelfConsistency::GREEDY,
@@ -462,6 +502,7 @@ mod tests {
         let settings = Settings {
             preamble: "detailed".into(),
             few_shot: 2,
+            exemplar_seed: None,
             cot: true,
             self_consistency: SelfConsistency {
                 samples: 4,
@@ -526,6 +567,7 @@ mod tests {
         let exclude = vec![Partial {
             cot: Some(false),
             few_shot: Some(2),
+            exemplar_seed: None,
             ..Partial::default()
         }];
         let include = vec![Partial {
@@ -579,12 +621,66 @@ mod tests {
         let settings = |vars| Settings {
             preamble: "base".into(),
             few_shot: 0,
+            exemplar_seed: None,
             cot: false,
             self_consistency: SelfConsistency::GREEDY,
             labeler: "x".into(),
             vars,
         };
         assert_eq!(settings(one).id(), settings(two).id());
+    }
+
+    #[test]
+    fn exemplar_seeds_split_few_shot_cells_and_collapse_on_zero_shot_ones() {
+        let axes = Axes {
+            preamble: vec!["detailed".into()],
+            few_shot: vec![0, 1],
+            exemplar_seed: vec![3, 5],
+            cot: vec![false],
+            self_consistency: vec![SelfConsistency::GREEDY],
+            vars: Vec::new(),
+            labeler: vec!["x".into()],
+        };
+        let expansion = expand(&Grid {
+            axes,
+            ..Grid::default()
+        });
+        let names: Vec<&str> = expansion.cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "detailed/0-shot/x",
+                "detailed/1-shot/exemplar_seed=3/x",
+                "detailed/1-shot/exemplar_seed=5/x"
+            ]
+        );
+        assert_eq!(expansion.cells[0].settings.exemplar_seed, None);
+        assert_eq!(expansion.collapsed.len(), 1);
+        assert_eq!(
+            expansion.collapsed[0].name,
+            "detailed/0-shot/exemplar_seed=5/x"
+        );
+        assert!(expansion.collapsed[0].reason.contains("0-shot"));
+    }
+
+    #[test]
+    fn an_unset_exemplar_seed_leaves_the_id_as_it_was() {
+        let settings = Settings {
+            preamble: "base".into(),
+            few_shot: 1,
+            exemplar_seed: None,
+            cot: false,
+            self_consistency: SelfConsistency::GREEDY,
+            labeler: "x".into(),
+            vars: BTreeMap::new(),
+        };
+        let json = serde_json::to_string(&settings).unwrap();
+        assert!(!json.contains("exemplar_seed"), "{json}");
+        let seeded = Settings {
+            exemplar_seed: Some(3),
+            ..settings.clone()
+        };
+        assert_ne!(seeded.id(), settings.id());
     }
 
     fn arb_axes() -> impl Strategy<Value = Axes> {
@@ -598,28 +694,32 @@ mod tests {
             ),
             prop::sample::subsequence(vec!["a", "b", "c"], 1..=3),
             prop::option::of(prop::sample::subsequence(vec!["plain", "strict"], 1..=2)),
+            prop::sample::subsequence(vec![3u64, 5, 11], 0..=3),
         )
-            .prop_map(|(preamble, few_shot, cot, sc, labeler, tone)| Axes {
-                preamble: preamble.into_iter().map(String::from).collect(),
-                few_shot,
-                cot,
-                self_consistency: sc
-                    .into_iter()
-                    .map(|(samples, temperature)| SelfConsistency {
-                        samples,
-                        temperature,
-                    })
-                    .collect(),
-                vars: tone
-                    .map(|values| {
-                        vec![(
-                            "tone".to_owned(),
-                            values.into_iter().map(|v| Scalar::Str(v.into())).collect(),
-                        )]
-                    })
-                    .unwrap_or_default(),
-                labeler: labeler.into_iter().map(String::from).collect(),
-            })
+            .prop_map(
+                |(preamble, few_shot, cot, sc, labeler, tone, exemplar_seed)| Axes {
+                    preamble: preamble.into_iter().map(String::from).collect(),
+                    few_shot,
+                    exemplar_seed,
+                    cot,
+                    self_consistency: sc
+                        .into_iter()
+                        .map(|(samples, temperature)| SelfConsistency {
+                            samples,
+                            temperature,
+                        })
+                        .collect(),
+                    vars: tone
+                        .map(|values| {
+                            vec![(
+                                "tone".to_owned(),
+                                values.into_iter().map(|v| Scalar::Str(v.into())).collect(),
+                            )]
+                        })
+                        .unwrap_or_default(),
+                    labeler: labeler.into_iter().map(String::from).collect(),
+                },
+            )
     }
 
     fn arb_partial() -> impl Strategy<Value = Partial> {
@@ -629,15 +729,19 @@ mod tests {
             prop::option::of(any::<bool>()),
             prop::option::of(prop::sample::select(vec![1u32, 4, 16])),
             prop::option::of(prop::sample::select(vec!["a", "b", "c"])),
+            prop::option::of(prop::sample::select(vec![3u64, 5, 7])),
         )
-            .prop_map(|(preamble, few_shot, cot, samples, labeler)| Partial {
-                preamble: preamble.map(String::from),
-                few_shot,
-                cot,
-                samples,
-                labeler: labeler.map(String::from),
-                ..Partial::default()
-            })
+            .prop_map(
+                |(preamble, few_shot, cot, samples, labeler, exemplar_seed)| Partial {
+                    preamble: preamble.map(String::from),
+                    few_shot,
+                    exemplar_seed,
+                    cot,
+                    samples,
+                    labeler: labeler.map(String::from),
+                    ..Partial::default()
+                },
+            )
     }
 
     proptest! {

@@ -119,7 +119,7 @@ impl Prepared {
             Some(pool) => data::choose_exemplars(
                 &pool.examples,
                 settings.few_shot as usize,
-                self.experiment.seed,
+                settings.exemplar_seed.unwrap_or(self.experiment.seed),
             ),
             None => Vec::new(),
         }
@@ -192,7 +192,8 @@ fn check_preambles(
     }
 }
 
-/// Few-shot counts must fit the pool, and the pool must not contain evaluated pairs.
+/// Few-shot counts must fit the pool, an exemplar seed needs one, and the pool must not
+/// contain evaluated pairs.
 fn check_exemplars(
     experiment: &Experiment,
     source: &Source,
@@ -221,6 +222,17 @@ fn check_exemplars(
             ),
         };
         problems.push(source.diagnostic(&path, message).hint(hint));
+    }
+
+    if exemplars.is_none() && !grid.axes.exemplar_seed.is_empty() {
+        problems.push(
+            source
+                .diagnostic(
+                    "grid.exemplar_seed",
+                    "exemplar_seed chooses exemplars, and the experiment has no pool",
+                )
+                .hint("add `exemplars: { format: pairs, path: exemplars.jsonl }`"),
+        );
     }
 
     if let Some(pool) = exemplars {

@@ -622,3 +622,66 @@ mod shipped_experiments {
         );
     }
 }
+
+#[test]
+fn an_exemplar_seed_axis_draws_other_exemplars() {
+    let experiment = Experiment::new(&GOOD.replace(
+        "  few_shot: [0, 1]\n",
+        "  few_shot: [0, 1]\n  exemplar_seed: [1, 2, 3, 4]\n",
+    ));
+    let plan = experiment.run("plan", &[]);
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        stdout.contains("base/1-shot/exemplar_seed=3/sim"),
+        "{stdout}"
+    );
+    let cell_rows = stdout
+        .lines()
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()));
+    for row in cell_rows {
+        assert!(
+            !row.contains("0-shot/exemplar_seed"),
+            "0-shot cells collapse: {row}"
+        );
+    }
+    assert!(
+        stdout.contains("a 0-shot cell shows no exemplar, so the exemplar seed cannot change it"),
+        "{stdout}"
+    );
+    // Four draws of one exemplar from a pool of three: at least two differ.
+    let shown: std::collections::BTreeSet<String> = (1..=4)
+        .map(|seed| {
+            let cell = format!("base/1-shot/exemplar_seed={seed}/sim");
+            let output = experiment.run("render", &["--cell", &cell, "--example", "0"]);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let sample_starts = text.rfind("POST").expect("the sample's context");
+            text[..sample_starts].to_owned()
+        })
+        .collect();
+    assert!(shown.len() >= 2, "the seeds draw different exemplars");
+}
+
+#[test]
+fn an_exemplar_seed_without_a_pool_is_refused() {
+    let yaml = GOOD
+        .replace(
+            "exemplars: { format: pairs, path: {fixtures}/exemplars.jsonl }\n",
+            "",
+        )
+        .replace("  few_shot: [0, 1]\n", "  exemplar_seed: [1, 2]\n");
+    let stderr = Experiment::new(&yaml).refused();
+    assert!(
+        stderr.contains("exemplar_seed chooses exemplars, and the experiment has no pool"),
+        "{stderr}"
+    );
+}

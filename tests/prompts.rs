@@ -165,6 +165,7 @@ fn settings(preamble: &str, few_shot: u32, cot: bool) -> Settings {
     Settings {
         preamble: preamble.to_owned(),
         few_shot,
+        exemplar_seed: None,
         cot,
         self_consistency: SelfConsistency::GREEDY,
         labeler: "snapshot".to_owned(),

@@ -163,6 +163,7 @@ mod tests {
         Settings {
             preamble: preamble.to_owned(),
             few_shot,
+            exemplar_seed: None,
             cot,
             self_consistency: SelfConsistency::GREEDY,
             labeler: "sim".to_owned(),

@@ -1929,6 +1929,7 @@ mod tests {
         Settings {
             preamble: preamble.to_owned(),
             few_shot: 0,
+            exemplar_seed: None,
             cot,
             self_consistency: SelfConsistency {
                 samples,

@@ -30,9 +30,10 @@ use crate::metrics::CellMetrics;
 use crate::spec::validate::suggest;
 
 /// The built-in axes, by the names `--rows`, `--cols` and `--where` take.
-pub const AXES: [&str; 6] = [
+pub const AXES: [&str; 7] = [
     "preamble",
     "few_shot",
+    "exemplar_seed",
     "cot",
     "samples",
     "temperature",
@@ -74,6 +75,7 @@ pub enum PivotError {
 pub enum Axis {
     Preamble,
     FewShot,
+    ExemplarSeed,
     Cot,
     Samples,
     Temperature,
@@ -89,6 +91,7 @@ impl Axis {
         let axis = match name {
             "preamble" => Some(Axis::Preamble),
             "few_shot" => Some(Axis::FewShot),
+            "exemplar_seed" => Some(Axis::ExemplarSeed),
             "cot" => Some(Axis::Cot),
             "samples" => Some(Axis::Samples),
             "temperature" => Some(Axis::Temperature),
@@ -121,6 +124,7 @@ impl Axis {
         match self {
             Axis::Preamble => "preamble",
             Axis::FewShot => "few_shot",
+            Axis::ExemplarSeed => "exemplar_seed",
             Axis::Cot => "cot",
             Axis::Samples => "samples",
             Axis::Temperature => "temperature",
@@ -135,6 +139,7 @@ impl Axis {
         let value = match self {
             Axis::Preamble => settings.get("preamble"),
             Axis::FewShot => settings.get("few_shot"),
+            Axis::ExemplarSeed => settings.get("exemplar_seed"),
             Axis::Cot => settings.get("cot"),
             Axis::Samples => settings.pointer("/self_consistency/samples"),
             Axis::Temperature => settings.pointer("/self_consistency/temperature"),
@@ -150,6 +155,7 @@ pub fn axes(summary: &Summary) -> Vec<Axis> {
     let mut axes = vec![
         Axis::Preamble,
         Axis::FewShot,
+        Axis::ExemplarSeed,
         Axis::Cot,
         Axis::Samples,
         Axis::Temperature,
@@ -555,6 +561,7 @@ fn short_name(axes: &[Axis], key: &[Level]) -> String {
         .zip(key)
         .map(|(axis, level)| match axis {
             Axis::FewShot => format!("{}-shot", level.text()),
+            Axis::ExemplarSeed => format!("exemplar_seed={}", level.text()),
             Axis::Cot if level.0.as_bool() == Some(true) => "cot".to_owned(),
             Axis::Cot => "no cot".to_owned(),
             Axis::Samples => format!("{} samples", level.text()),
@@ -577,6 +584,8 @@ fn constant_note(all: &[Axis], shown: &[Axis], cells: &[&CellMetrics]) -> Option
     let constant: Vec<String> = all
         .iter()
         .filter(|axis| !shown.contains(axis))
+        // An axis no cell sets (the exemplar seed of most grids) is not worth a word.
+        .filter(|axis| !axis.level(first).0.is_null())
         .filter(|axis| {
             cells
                 .iter()

@@ -15,6 +15,7 @@ fn settings(preamble: &str, few_shot: u32, labeler: &str) -> Settings {
     Settings {
         preamble: preamble.to_owned(),
         few_shot,
+        exemplar_seed: None,
         cot: false,
         self_consistency: SelfConsistency::GREEDY,
         labeler: labeler.to_owned(),

@@ -83,6 +83,7 @@ pub struct RawPrice {
 pub struct RawGrid {
     pub preamble: Option<Vec<String>>,
     pub few_shot: Option<Vec<i64>>,
+    pub exemplar_seed: Option<Vec<u64>>,
     pub cot: Option<Vec<bool>>,
     pub self_consistency: Option<Vec<RawSelfConsistency>>,
     pub labeler: Option<Vec<String>>,

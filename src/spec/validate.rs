@@ -47,6 +47,7 @@ const SPLIT_KEYS: &[&str] = &["holdout", "keep"];
 const GRID_KEYS: &[&str] = &[
     "preamble",
     "few_shot",
+    "exemplar_seed",
     "cot",
     "self_consistency",
     "labeler",
@@ -56,6 +57,7 @@ const SELF_CONSISTENCY_KEYS: &[&str] = &["samples", "temperature"];
 const PARTIAL_KEYS: &[&str] = &[
     "preamble",
     "few_shot",
+    "exemplar_seed",
     "cot",
     "self_consistency",
     "samples",
@@ -744,6 +746,7 @@ impl<'a> Checker<'a> {
             .enumerate()
             .filter_map(|(index, shots)| self.few_shot(shots, &item("grid.few_shot", index)))
             .collect();
+        let exemplar_seed = self.axis(raw.exemplar_seed, "exemplar_seed", Vec::new);
         let cot = self.axis(raw.cot, "cot", || vec![false]);
         let self_consistency: Vec<SelfConsistency> = self
             .axis(raw.self_consistency, "self_consistency", || {
@@ -801,6 +804,7 @@ impl<'a> Checker<'a> {
         let axes = Axes {
             preamble,
             few_shot,
+            exemplar_seed,
             cot,
             self_consistency,
             vars,
@@ -1012,6 +1016,9 @@ impl<'a> Checker<'a> {
             ("few_shot", RawAxisValue::Scalar(Scalar::Int(shots))) => {
                 partial.few_shot = self.few_shot(shots, path);
             }
+            ("exemplar_seed", RawAxisValue::Scalar(Scalar::Int(seed))) if seed >= 0 => {
+                partial.exemplar_seed = Some(seed.unsigned_abs());
+            }
             ("cot", RawAxisValue::Scalar(Scalar::Bool(cot))) => partial.cot = Some(cot),
             ("samples", RawAxisValue::Scalar(Scalar::Int(samples))) => {
                 let sc = RawSelfConsistency {
@@ -1036,6 +1043,7 @@ impl<'a> Checker<'a> {
             }
             ("preamble" | "labeler", _) => wrong_type(self, "a name"),
             ("few_shot" | "samples", _) => wrong_type(self, "a whole number"),
+            ("exemplar_seed", _) => wrong_type(self, "a whole number, 0 or more"),
             ("cot", _) => wrong_type(self, "true or false"),
             ("temperature", _) => wrong_type(self, "a number"),
             ("self_consistency", _) => wrong_type(self, "{samples: N, temperature: T}"),
