@@ -454,7 +454,11 @@ fn label_pairs(
 fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
     let prepared = prepare::prepare(file)?;
     let pool = prepared.exemplars.as_ref().map_or(String::new(), |pool| {
-        format!(", {} exemplars in the pool", pool.examples.len())
+        let count = pool.examples.len();
+        format!(
+            ", {count} {} in the pool",
+            if count == 1 { "exemplar" } else { "exemplars" }
+        )
     });
     // Pairs that are valid but easy or unanswerable: worth knowing before the numbers.
     let flagged = &prepared.dataset.flagged;

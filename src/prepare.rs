@@ -236,12 +236,22 @@ fn check_exemplars(
     }
 
     if let Some(pool) = exemplars {
-        let evaluated: BTreeSet<&str> = dataset.examples.iter().map(|e| e.id.as_str()).collect();
+        // By id, and by context: the same post under another id (a file in another
+        // format, a copy with new ids) would show the labeler the answer's context.
+        let ids: BTreeSet<&str> = dataset.examples.iter().map(|e| e.id.as_str()).collect();
+        let contexts: BTreeSet<&str> = dataset
+            .examples
+            .iter()
+            .map(|e| e.context.as_str())
+            .filter(|context| !context.trim().is_empty())
+            .collect();
         let shared: Vec<&str> = pool
             .examples
             .iter()
+            .filter(|example| {
+                ids.contains(example.id.as_str()) || contexts.contains(example.context.as_str())
+            })
             .map(|example| example.id.as_str())
-            .filter(|id| evaluated.contains(id))
             .collect();
         if let Some(first) = shared.first() {
             problems.push(
@@ -249,7 +259,8 @@ fn check_exemplars(
                     .diagnostic(
                         "exemplars.path",
                         format!(
-                            "{} exemplar(s) are also evaluated examples (first: `{first}`)",
+                            "{} exemplar(s) are also evaluated examples, or share their \
+                             context (first: `{first}`)",
                             shared.len()
                         ),
                     )

@@ -297,6 +297,24 @@ mod mistakes {
     }
 
     #[test]
+    fn exemplars_sharing_a_context_with_the_dataset_under_other_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = dir.path().join("renamed.jsonl");
+        let text = std::fs::read_to_string(fixtures().join("pairs.jsonl")).unwrap();
+        let first = text
+            .lines()
+            .next()
+            .unwrap()
+            .replace("\"fx-01\"", "\"copy-01\"");
+        std::fs::write(&pool, first + "\n").unwrap();
+        let yaml = GOOD
+            .replace("{fixtures}/exemplars.jsonl", &pool.display().to_string())
+            .replace("few_shot: [0, 1]", "few_shot: [0]");
+        let stderr = Experiment::new(&yaml).refused();
+        assert_problem(&stderr, 4, "share their context (first: `copy-01`)");
+    }
+
+    #[test]
     fn missing_required_keys_are_all_reported() {
         let stderr = Experiment::new("name: demo\ngrid: { few_shot: [0] }\n").refused();
         assert!(stderr.contains("the experiment has no `task`"), "{stderr}");
