@@ -5,7 +5,7 @@
 //! reported on its own line instead of failing the whole file. Gzip is undone here too
 //! (by file name), so every format sees plain lines.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -59,18 +59,28 @@ pub(super) fn sha256_of(path: &Path) -> Result<String, DataError> {
     Ok(fingerprint::hex(&sha2::Digest::finalize(hasher)))
 }
 
-/// Calls `parse` on the non-blank lines of `path` (gunzipped when it ends in `.gz`), a
-/// few megabytes of whole lines at a time, in file order, with lines numbered from the
-/// start of the file.
+/// Calls `parse` on the non-blank lines of `raw`, the contents of `path` (gunzipped when
+/// its name ends in `.gz`), a few megabytes of whole lines at a time, in order, with
+/// lines numbered from the start of the file. `path` names the file in errors only.
 pub(super) fn for_each_chunk(
     path: &Path,
+    raw: impl Read,
     parse: impl FnMut(&[Line<'_>]) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    for_each_chunk_of(path, CHUNK_BYTES, parse)
+    for_each_chunk_of(path, raw, CHUNK_BYTES, parse)
+}
+
+/// The file at `path`, opened for [`for_each_chunk`].
+pub(super) fn open(path: &Path) -> Result<std::fs::File, DataError> {
+    std::fs::File::open(path).map_err(|source| DataError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn for_each_chunk_of(
     path: &Path,
+    raw: impl Read,
     chunk_bytes: usize,
     mut parse: impl FnMut(&[Line<'_>]) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
@@ -78,13 +88,12 @@ fn for_each_chunk_of(
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
     let mut reader: Box<dyn BufRead> = if path.extension().is_some_and(|ext| ext == "gz") {
         Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            BufReader::new(file),
+            BufReader::new(raw),
         )))
     } else {
-        Box::new(BufReader::new(file))
+        Box::new(BufReader::new(raw))
     };
     let mut chunk = Vec::with_capacity(chunk_bytes);
     let mut first_number = 1;
@@ -214,7 +223,11 @@ mod tests {
     /// Every line `for_each_chunk_of` hands out, with its number, in order.
     fn chunked_lines(path: &Path, chunk_bytes: usize) -> Result<Vec<(usize, String)>, DataError> {
         let mut seen = Vec::new();
-        for_each_chunk_of(path, chunk_bytes, |lines| {
+        let file = std::fs::File::open(path).map_err(|source| DataError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for_each_chunk_of(path, file, chunk_bytes, |lines| {
             seen.extend(lines.iter().map(|line| (line.number, line.text.to_owned())));
             Ok(())
         })?;

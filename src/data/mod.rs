@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fingerprint;
+
 pub use exemplars::{choose_exemplars, usable_exemplars};
 
 /// Which response the human preferred.
@@ -174,13 +176,30 @@ pub const FLAG_IDENTICAL_RESPONSES: &str = "identical responses";
 pub fn load(source: &DataSource) -> Result<Dataset, DataError> {
     let path = source.path.as_path();
     let file_sha256 = jsonl::sha256_of(path)?;
+    load_from(source, file_sha256, jsonl::open(path)?)
+}
+
+/// [`load`] for a file already in memory: `bytes` are read as the contents of
+/// `source.path`, which names the file in errors and, by a `.gz` name, says whether to
+/// gunzip them. The path is never opened.
+pub fn load_bytes(source: &DataSource, bytes: &[u8]) -> Result<Dataset, DataError> {
+    load_from(source, fingerprint::sha256_hex(bytes), bytes)
+}
+
+/// [`load`] from `raw`, the bytes of `source.path`, whose SHA-256 is `file_sha256`.
+fn load_from(
+    source: &DataSource,
+    file_sha256: String,
+    raw: impl std::io::Read,
+) -> Result<Dataset, DataError> {
+    let path = source.path.as_path();
     let mut parsed = Parsed {
         read: 0,
         records: Vec::new(),
         dropped: BTreeMap::new(),
     };
     let mut tldr_batches = BTreeMap::new();
-    jsonl::for_each_chunk(path, |lines| {
+    jsonl::for_each_chunk(path, raw, |lines| {
         let chunk = match source.format {
             DataFormat::Pairs => pairs::parse(path, lines)?,
             DataFormat::Tldr => tldr::parse(path, lines, &mut tldr_batches)?,
