@@ -5,7 +5,9 @@
 //! tokenizer, which only the backend has. Chain-of-thought completions are counted at
 //! their cap, so the plan is an upper bound where rationales are concerned.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
 
@@ -42,6 +44,10 @@ pub struct Plan {
     /// Cells of the cartesian product removed by `exclude`.
     pub excluded: usize,
     pub calls: u64,
+    /// Of `calls`, the distinct ones: an identical request, from several cells (the
+    /// first samples of `sc4@T` are those of `sc16@T`) or from a pair the data repeats,
+    /// is sent once and its answer shared.
+    pub distinct_calls: u64,
     pub prompt_tokens: u64,
     pub max_completion_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,11 +62,12 @@ pub fn estimate_tokens(text: &str) -> u64 {
 
 /// Plans every cell of a prepared experiment.
 pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
+    let mut distinct = HashSet::new();
     let cells = prepared
         .expansion
         .cells
         .iter()
-        .map(|cell| plan_cell(prepared, cell))
+        .map(|cell| plan_cell(prepared, cell, &mut distinct))
         .collect::<Result<Vec<_>, _>>()?;
     let max_cost = cells
         .iter()
@@ -69,6 +76,7 @@ pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
     Ok(Plan {
         experiment: prepared.experiment.name.clone(),
         calls: cells.iter().map(|cell| cell.calls).sum(),
+        distinct_calls: distinct.len() as u64,
         prompt_tokens: cells.iter().map(|cell| cell.prompt_tokens).sum(),
         max_completion_tokens: cells.iter().map(|cell| cell.max_completion_tokens).sum(),
         max_cost,
@@ -78,7 +86,23 @@ pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
     })
 }
 
-fn plan_cell(prepared: &Prepared, cell: &Cell) -> Result<CellPlan, PromptError> {
+/// A call as the cache would tell it apart, hashed: the labeler, the prompt and, for a
+/// sampled rationale, its temperature and index (the scoring call after a rationale is
+/// as distinct as the rationale's request).
+fn call_key(labeler: &str, prompt: &str, sampled: Option<(f64, u64)>, scoring: bool) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (labeler, prompt, scoring).hash(&mut hasher);
+    sampled
+        .map(|(temperature, index)| (temperature.to_bits(), index))
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+fn plan_cell(
+    prepared: &Prepared,
+    cell: &Cell,
+    distinct: &mut HashSet<u64>,
+) -> Result<CellPlan, PromptError> {
     let settings = &cell.settings;
     let labeler = prepared.experiment.labeler(&settings.labeler);
     let rationale_cap = u64::from(match labeler {
@@ -104,6 +128,18 @@ fn plan_cell(prepared: &Prepared, cell: &Cell) -> Result<CellPlan, PromptError> 
             let prompt = prompts.render(example, order)?;
             match prompt.generation_text() {
                 Some(generation) if settings.cot => {
+                    let temperature = settings.self_consistency.temperature;
+                    for index in 0..samples {
+                        for scoring in [false, true] {
+                            let sampled = Some((temperature, index));
+                            distinct.insert(call_key(
+                                &settings.labeler,
+                                &generation,
+                                sampled,
+                                scoring,
+                            ));
+                        }
+                    }
                     let asked = estimate_tokens(&generation);
                     let scored = estimate_tokens(&prompt.scoring_text_after("")) + rationale_cap;
                     calls += 2 * samples;
@@ -112,7 +148,9 @@ fn plan_cell(prepared: &Prepared, cell: &Cell) -> Result<CellPlan, PromptError> 
                 }
                 _ => {
                     calls += 1;
-                    prompt_tokens += estimate_tokens(&prompt.scoring_text());
+                    let text = prompt.scoring_text();
+                    distinct.insert(call_key(&settings.labeler, &text, None, true));
+                    prompt_tokens += estimate_tokens(&text);
                     completion_tokens += 1;
                 }
             }
@@ -198,9 +236,18 @@ impl Plan {
                 );
             }
         }
+        let shared = if self.distinct_calls < self.calls {
+            format!(
+                " ({} distinct: the rest repeat a request, across cells or repeated \
+                 pairs, and are answered once)",
+                thousands(self.distinct_calls)
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             out,
-            "\ntotal: {} calls, ~{} prompt tokens, at most {} completion tokens",
+            "\ntotal: {} calls{shared}, ~{} prompt tokens, at most {} completion tokens",
             thousands(self.calls),
             thousands(self.prompt_tokens),
             thousands(self.max_completion_tokens),

@@ -703,3 +703,28 @@ fn an_exemplar_seed_without_a_pool_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_counts_calls_that_cells_share_once() {
+    // sc2@0.5 asks for the first two of the four rationales sc4@0.5 asks for.
+    let yaml = GOOD
+        .replace("  few_shot: [0, 1]\n", "")
+        .replace("  cot: [false, true]\n", "  cot: [true]\n")
+        .replace(
+            "[{samples: 1, temperature: 0.0}, {samples: 4, temperature: 0.5}]",
+            "[{samples: 2, temperature: 0.5}, {samples: 4, temperature: 0.5}]",
+        )
+        .replace("  preamble: [base, detailed]\n", "  preamble: [base]\n");
+    let output = Experiment::new(&yaml).run("plan", &["--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // 8 pairs x 2 orders x (a rationale and its scoring) x (2 + 4 samples).
+    assert_eq!(plan["calls"], 8 * 2 * 2 * 6);
+    assert_eq!(plan["distinct_calls"], 8 * 2 * 2 * 4);
+    let text = Experiment::new(&yaml).run("plan", &[]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("192 calls (128 distinct"));
+}
