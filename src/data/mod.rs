@@ -174,10 +174,17 @@ pub const FLAG_IDENTICAL_RESPONSES: &str = "identical responses";
 /// Any file may be gzipped (by a `.gz` name); `file_sha256` is over the bytes on disk.
 /// The result is never empty: a file or subset with no examples is an error saying which.
 pub fn load(source: &DataSource) -> Result<Dataset, DataError> {
+    let bytes = jsonl::read(&source.path)?;
+    load_bytes(source, &bytes)
+}
+
+/// [`load`] for a file already in memory: `bytes` are read as the contents of
+/// `source.path`, which names the file in errors and, by a `.gz` name, says whether to
+/// gunzip them. The path is never opened.
+pub fn load_bytes(source: &DataSource, bytes: &[u8]) -> Result<Dataset, DataError> {
     let path = source.path.as_path();
-    let bytes = jsonl::read(path)?;
-    let file_sha256 = fingerprint::sha256_hex(&bytes);
-    let plain = jsonl::decompress(path, &bytes)?;
+    let file_sha256 = fingerprint::sha256_hex(bytes);
+    let plain = jsonl::decompress(path, bytes)?;
     let lines = jsonl::lines(path, &plain)?;
 
     let parsed = match source.format {

@@ -524,3 +524,16 @@ fn gzipped_pairs_files_load_too() {
     assert_eq!(ids(&dataset), ["a"]);
     assert_eq!(dataset.file_sha256, fingerprint::sha256_hex(&gz));
 }
+
+#[test]
+fn bytes_in_memory_load_as_the_file_would() {
+    let gz = std::fs::read(shared("hh-rlhf-harmless-base-test/test.jsonl.gz")).unwrap();
+    let mut src = source(DataFormat::HhRlhf, "never/opened.jsonl.gz");
+    src.limit = Some(5);
+    let in_memory = load_bytes(&src, &gz).unwrap_or_else(|err| panic!("{err}"));
+    src.path = shared("hh-rlhf-harmless-base-test/test.jsonl.gz");
+    let on_disk = load_ok(&src);
+    assert_eq!(in_memory.examples, on_disk.examples);
+    assert_eq!(in_memory.file_sha256, on_disk.file_sha256);
+    assert_eq!(in_memory.records, on_disk.records);
+}
