@@ -288,19 +288,7 @@ impl OpenAi {
             ),
         };
         let (server, response) = self.exchange(target, path, Some(&body), true).await?;
-        let choice = first_choice(&response).ok_or_else(|| no_choices(&server))?;
-        let top = choice
-            .get("logprobs")
-            .and_then(read_top_logprobs)
-            .filter(|top| !top.is_empty())
-            .ok_or_else(|| CallError::NoLogprobs {
-                server,
-                hint: self.no_logprobs_hint(),
-            })?;
-        Ok(Scoring {
-            scored: Scored::Logprobs { top },
-            usage: read_usage(&response),
-        })
+        read_logprobs(&response).map_err(|error| self.body_error(server, error))
     }
 
     /// Scores `prompt` by sampling `samples` answers and counting the choices in them.
@@ -325,20 +313,13 @@ impl OpenAi {
             let (server, response) = self
                 .exchange(target, self.path(), Some(&body), true)
                 .await?;
-            let choices = response
-                .get("choices")
-                .and_then(Value::as_array)
-                .filter(|choices| !choices.is_empty())
-                .ok_or_else(|| no_choices(&server))?;
-            for choice in choices.iter().take(n as usize) {
-                match vote(choice_text(choice).unwrap_or_default()) {
-                    Some(1) => first += 1,
-                    Some(_) => second += 1,
-                    None => neither += 1,
-                }
-                counted += 1;
-            }
-            usage += read_usage(&response);
+            let (votes, used) =
+                read_votes(&response, n).map_err(|error| self.body_error(server, error))?;
+            first += votes.first;
+            second += votes.second;
+            neither += votes.neither;
+            counted += votes.total();
+            usage += used;
         }
         Ok(Scoring {
             scored: Scored::Votes {
@@ -366,19 +347,7 @@ impl OpenAi {
         let (server, response) = self
             .exchange(Target::Balanced, self.path(), Some(&body), true)
             .await?;
-        let choice = first_choice(&response).ok_or_else(|| no_choices(&server))?;
-        let text = choice_text(choice).ok_or_else(|| CallError::Malformed {
-            server: server.clone(),
-            message: "the first choice has no text".to_owned(),
-        })?;
-        Ok(Generation {
-            text: text.to_owned(),
-            usage: read_usage(&response),
-            finish_reason: choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        })
+        read_generation(&response).map_err(|error| self.body_error(server, error))
     }
 
     async fn check(&self) -> Result<(), CallError> {
@@ -416,16 +385,7 @@ impl OpenAi {
             }) => return Ok(()),
             Err(error) => return Err(error),
         };
-        let served: Vec<&str> = listing
-            .get("data")
-            .and_then(Value::as_array)
-            .map(|models| {
-                models
-                    .iter()
-                    .filter_map(|model| model.get("id").and_then(Value::as_str))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let served = served_models(&listing);
         if served.is_empty() || served.iter().any(|id| model_matches(id, &self.model)) {
             return Ok(());
         }
@@ -542,12 +502,8 @@ impl OpenAi {
             });
         }
         // A 200 whose body does not parse was most likely cut off on the way: transient.
-        let value = serde_json::from_slice(&bytes).map_err(|error| {
-            Failure::transient(CallError::Malformed {
-                server: server.clone(),
-                message: format!("the body is not JSON ({error})"),
-            })
-        })?;
+        let value = parse_body(&bytes)
+            .map_err(|error| Failure::transient(self.body_error(server.clone(), error)))?;
         Ok((server.clone(), value))
     }
 
@@ -637,6 +593,25 @@ impl OpenAi {
         match &self.key {
             Some(key) => text.replace(&key.value, "[redacted]"),
             None => text.to_owned(),
+        }
+    }
+
+    /// The error for a body that answered but cannot be used, naming the server.
+    fn body_error(&self, server: String, error: BodyError) -> CallError {
+        match error {
+            BodyError::NotJson(message) => CallError::Malformed {
+                server,
+                message: format!("the body is not JSON ({message})"),
+            },
+            BodyError::NoChoices => no_choices(&server),
+            BodyError::NoText => CallError::Malformed {
+                server,
+                message: "the first choice has no text".to_owned(),
+            },
+            BodyError::NoLogprobs => CallError::NoLogprobs {
+                server,
+                hint: self.no_logprobs_hint(),
+            },
         }
     }
 
@@ -796,6 +771,101 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// Why a successful response's body cannot be used. The backend turns it into a
+/// [`CallError`] naming the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// The body is not JSON (serde's message).
+    NotJson(String),
+    /// No `choices`, or an empty list of them.
+    NoChoices,
+    /// The first choice has neither `text` nor `message.content`.
+    NoText,
+    /// The first choice has no usable log-probabilities.
+    NoLogprobs,
+}
+
+/// How many sampled answers in one parsed-mode response chose slot 1, slot 2, or neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Votes {
+    pub first: u32,
+    pub second: u32,
+    pub neither: u32,
+}
+
+impl Votes {
+    pub fn total(&self) -> u32 {
+        self.first + self.second + self.neither
+    }
+}
+
+/// A response body as JSON.
+pub fn parse_body(bytes: &[u8]) -> Result<Value, BodyError> {
+    serde_json::from_slice(bytes).map_err(|error| BodyError::NotJson(error.to_string()))
+}
+
+/// A log-probability scoring response (completions or chat): the alternatives for the
+/// first generated token, most probable first, and the usage.
+pub fn read_logprobs(response: &Value) -> Result<Scoring, BodyError> {
+    let choice = first_choice(response).ok_or(BodyError::NoChoices)?;
+    let top = choice
+        .get("logprobs")
+        .and_then(read_top_logprobs)
+        .filter(|top| !top.is_empty())
+        .ok_or(BodyError::NoLogprobs)?;
+    Ok(Scoring {
+        scored: Scored::Logprobs { top },
+        usage: read_usage(response),
+    })
+}
+
+/// A parsed-mode response: the votes of at most `n` of its choices, and the usage.
+pub fn read_votes(response: &Value, n: u32) -> Result<(Votes, Usage), BodyError> {
+    let choices = response
+        .get("choices")
+        .and_then(Value::as_array)
+        .filter(|choices| !choices.is_empty())
+        .ok_or(BodyError::NoChoices)?;
+    let mut votes = Votes::default();
+    for choice in choices.iter().take(n as usize) {
+        match vote(choice_text(choice).unwrap_or_default()) {
+            Some(1) => votes.first += 1,
+            Some(_) => votes.second += 1,
+            None => votes.neither += 1,
+        }
+    }
+    Ok((votes, read_usage(response)))
+}
+
+/// A generation response: the first choice's text, why it stopped, and the usage.
+pub fn read_generation(response: &Value) -> Result<Generation, BodyError> {
+    let choice = first_choice(response).ok_or(BodyError::NoChoices)?;
+    let text = choice_text(choice).ok_or(BodyError::NoText)?;
+    Ok(Generation {
+        text: text.to_owned(),
+        usage: read_usage(response),
+        finish_reason: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// The model ids a `/models` listing names (`{"data": [{"id"}, ...]}`); none when the
+/// listing has another shape.
+pub fn served_models(listing: &Value) -> Vec<&str> {
+    listing
+        .get("data")
+        .and_then(Value::as_array)
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|model| model.get("id").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn first_choice(response: &Value) -> Option<&Value> {
     response.get("choices")?.as_array()?.first()
 }
@@ -875,7 +945,7 @@ fn vote(answer: &str) -> Option<u8> {
 
 /// The message of an error body in the shapes servers use (`{"error": {"message"}}`,
 /// `{"error": "..."}`, `{"message"}`, `{"detail"}`), else the body itself.
-fn error_message(body: &str) -> String {
+pub fn error_message(body: &str) -> String {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return body.trim().to_owned();
     };
@@ -893,7 +963,7 @@ fn error_message(body: &str) -> String {
 }
 
 /// At most `limit` characters of `text`, marked when shortened.
-fn truncate(text: &str, limit: usize) -> String {
+pub fn truncate(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
@@ -1006,6 +1076,31 @@ mod tests {
                 completion_tokens: 1
             }
         );
+    }
+
+    #[test]
+    fn response_bodies_are_read_by_kind() {
+        assert!(matches!(
+            parse_body(b"{\"choices\": [{"),
+            Err(BodyError::NotJson(_))
+        ));
+        let parsed = json!({"choices": [{"text": " 1"}, {"text": "2."}, {"text": "?"}]});
+        let (votes, _) = read_votes(&parsed, 2).unwrap();
+        assert_eq!((votes.first, votes.second, votes.neither), (1, 1, 0));
+        assert_eq!(read_votes(&parsed, 10).unwrap().0.total(), 3);
+        assert_eq!(
+            read_votes(&json!({"choices": []}), 1),
+            Err(BodyError::NoChoices)
+        );
+        assert_eq!(read_logprobs(&parsed), Err(BodyError::NoLogprobs));
+        assert_eq!(
+            read_generation(&json!({"choices": [{}]})),
+            Err(BodyError::NoText)
+        );
+        assert_eq!(read_generation(&parsed).unwrap().text, " 1");
+        let listing = json!({"data": [{"id": "a"}, {"object": "model"}, {"id": "b"}]});
+        assert_eq!(served_models(&listing), ["a", "b"]);
+        assert!(served_models(&json!([])).is_empty());
     }
 
     #[test]
