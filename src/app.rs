@@ -102,7 +102,9 @@ impl AppError {
                 RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
             ) => 2,
             // So does a damaged cache: nothing was sent, the file needs a repair.
-            AppError::Run(RunError::Cache(error)) | AppError::Cache(error) => match error {
+            AppError::Run(RunError::Cache(error))
+            | AppError::Label(LabelError::Cache(error))
+            | AppError::Cache(error) => match error {
                 CacheError::Damaged { .. }
                 | CacheError::Unhealthy { .. }
                 | CacheError::Missing { .. } => 2,
@@ -122,11 +124,6 @@ impl AppError {
             {
                 2
             }
-            AppError::Label(LabelError::Cache(
-                CacheError::Damaged { .. }
-                | CacheError::Unhealthy { .. }
-                | CacheError::Missing { .. },
-            )) => 2,
             AppError::Label(_) => 1,
             AppError::Models(PullError::UnknownModel { .. }) => 2,
             // The network, the index, pip or the disk: the command was right.
@@ -298,6 +295,23 @@ fn pull_model(
     Ok(Outcome::Success)
 }
 
+/// The async runtime the commands that call labelers run on.
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)
+}
+
+/// The `--results` part of a resume command: nothing for the default root.
+fn results_flag(results: &Path) -> String {
+    if results == Path::new("results") {
+        String::new()
+    } else {
+        format!(" --results {}", results.display())
+    }
+}
+
 /// Grids above this many cells run only with `--yes` (see `rlaif run --help`).
 const CONFIRM_ABOVE_CELLS: usize = 10_000;
 
@@ -309,19 +323,12 @@ fn run_experiment(
 ) -> Result<Outcome, AppError> {
     let limit = (!yes).then_some(CONFIRM_ABOVE_CELLS);
     let prepared = prepare::prepare_with(file, limit)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = runtime()?;
     let outcome = runtime.block_on(runner::run(&prepared, options))?;
     let resume = format!(
         "rlaif run {}{}",
         file.display(),
-        if options.results == Path::new("results") {
-            String::new()
-        } else {
-            format!(" --results {}", options.results.display())
-        }
+        results_flag(&options.results)
     );
     if outcome.interrupted {
         eprintln!(
@@ -396,10 +403,7 @@ fn label_pairs(
 ) -> Result<Outcome, AppError> {
     let prepared = prepare::prepare(file)?;
     let cell = find_cell(&prepared, cell_name)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = runtime()?;
     let outcome = runtime.block_on(label::label(&prepared, cell, options))?;
     let resume = format!(
         "rlaif label {} --cell {} --input {} --output {}{}",
@@ -407,11 +411,7 @@ fn label_pairs(
         cell.name,
         options.input.display(),
         options.output.display(),
-        if options.results == Path::new("results") {
-            String::new()
-        } else {
-            format!(" --results {}", options.results.display())
-        }
+        results_flag(&options.results)
     );
     if outcome.interrupted {
         eprintln!(

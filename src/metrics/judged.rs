@@ -113,19 +113,17 @@ impl Scored {
 
 impl From<&Judgment> for Scored {
     fn from(judgment: &Judgment) -> Scored {
-        let mut orders = [None; 2];
+        // The first judgment of each order, in the order they were judged.
+        let mut orders: [Option<(Order, f64)>; 2] = [None; 2];
         let mut filled = 0;
-        for order in [Order::Ab, Order::Ba] {
-            // The position of the first judgment of each order keeps the judged order.
-            if let Some(p_first) = judgment.order_p_first(order) {
-                orders[filled] = Some((order, p_first));
+        for judged in &judgment.orders {
+            let seen = orders[..filled]
+                .iter()
+                .flatten()
+                .any(|&(order, _)| order == judged.order);
+            if !seen && filled < orders.len() {
+                orders[filled] = Some((judged.order, judged.p_first));
                 filled += 1;
-            }
-        }
-        if let [Some(first), Some(second)] = orders {
-            let first_judged = judgment.orders.first().map(|judged| judged.order);
-            if first_judged == Some(second.0) {
-                orders = [Some(second), Some(first)];
             }
         }
         Scored {
