@@ -25,9 +25,10 @@ use rlaif::embedded::engine::Engine;
 use rlaif::prompt::Order;
 
 /// Log-probabilities of "1" and "2" may differ from llama.cpp's by this much: llama.cpp
-/// multiplies quantized weights by activations it quantizes to 8 bits, we multiply
-/// dequantized f32 weights, and its own answer moves by more than a tenth of a nat with
-/// its key/value cache type and attention kernel.
+/// multiplies quantized weights by activations it quantizes to 8 bits, the small models
+/// here multiply dequantized f32 weights (the 1.5B multiplies as llama.cpp does), and
+/// llama.cpp's own answer moves by more than a tenth of a nat with its key/value cache
+/// type and attention kernel.
 const ANSWER_TOLERANCE: f64 = 0.25;
 
 /// Gemma 3 270M and Qwen2.5-Coder 0.5B store most projections as Q5_0, which llama.cpp
@@ -161,6 +162,45 @@ fn gemma3_knows_the_capital_of_germany() {
     // Among the likeliest continuations, not merely present.
     let rank = ours.iter().filter(|l| **l > our).count();
     assert!(rank < 5, "\" Berlin\" ranks {rank} (best is token {best})");
+}
+
+/// `chat: true` wraps the prompt in the GGUF's chat template. The tokens the model then
+/// sees must be those llama-cpp-python's chat completions build from the same template,
+/// for every instruction-tuned model of the ladder, on a real prompt and on messages
+/// whose whitespace and braces a template engine could mangle. Gemma 3 270M, a base
+/// model, carries no template: asking for one is refused by name.
+#[test]
+fn chat_prompts_match_llama_cpp_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let tldr = tldr_prompts(dir.path()).swap_remove(0);
+    let messages = [
+        tldr.as_str(),
+        "Which is better?",
+        "  leading and trailing spaces, a tab\t and two newlines\n\n",
+        "{{ not a tag }} {% neither %} {# nor a comment #}",
+        "Ünïcödé — \u{1F600} and a line\nbreak",
+    ];
+    for name in ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] {
+        let path = models::model_path(name);
+        let engine = Engine::open(&ModelSource::File(path.clone()), true, true).unwrap();
+        let mut oracle = LlamaOracle::start(&path);
+        for message in messages {
+            let ours = engine.prompt_tokens(message).unwrap();
+            let (text, theirs) = oracle.chat(message);
+            assert_eq!(
+                ours,
+                theirs,
+                "{name}: the chat prompt differs from llama-cpp-python's, which reads\n{text:?}\nwhere ours decodes to\n{:?}",
+                engine.tokenizer().decode(&ours)
+            );
+        }
+    }
+    let base = ModelSource::File(models::model_path("gemma3-270m"));
+    let refusal = Engine::open(&base, true, true).unwrap_err().to_string();
+    assert!(
+        refusal.contains("has no chat template") && refusal.contains("chat: false"),
+        "{refusal}"
+    );
 }
 
 /// `rlaif run` on the embedded labeler end to end: the model is pulled into the models

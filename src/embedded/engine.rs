@@ -205,6 +205,10 @@ impl ChatTemplate {
         tokenizer: &Tokenizer,
     ) -> Result<ChatTemplate, CallError> {
         let mut environment = minijinja::Environment::new();
+        // Chat templates are written for Hugging Face's rendering, which trims the
+        // newline after a block tag and the whitespace before one.
+        environment.set_trim_blocks(true);
+        environment.set_lstrip_blocks(true);
         environment.add_function(
             "raise_exception",
             |message: String| -> Result<String, minijinja::Error> {

@@ -66,9 +66,10 @@ pub struct Hyperparameters {
 /// A weight matrix. Prefilling many rows is a matrix product that dense f32 kernels do
 /// several times faster than the quantized ones. Small models keep dense weights for
 /// everything (candle's kernels for some of their quantized types are scalar, slower
-/// than reading f32); large ones keep the quantized form, use it for one row at a time
-/// (decoding, bound by memory, where it is several times smaller) and dequantize it for
-/// each prefill chunk, which costs a small fraction of the product it feeds.
+/// than reading f32); large ones keep the quantized form and multiply with it directly
+/// where candle has vector kernels for the type (see `has_vector_kernel`), otherwise
+/// for one row at a time (decoding, bound by memory, where it is several times smaller)
+/// and on weights dequantized for each prefill chunk.
 #[derive(Debug)]
 struct Weight {
     quantized: Option<QMatMul>,
@@ -122,10 +123,32 @@ impl Weight {
         let rows = x.dims()[0];
         match (&self.dense, &self.quantized) {
             (Some(dense), _) => x.matmul(&dense.t()?),
-            (None, Some(quantized)) if rows < DENSE_FROM_ROWS => quantized.forward(x),
+            (None, Some(quantized))
+                if rows < DENSE_FROM_ROWS || has_vector_kernel(self.source.dtype()) =>
+            {
+                quantized.forward(x)
+            }
             (None, _) => x.matmul(&self.source.dequantize(&Device::Cpu)?.t()?),
         }
     }
+}
+
+/// Whether candle multiplies this quantized type with vector instructions (as llama.cpp
+/// does: activations rounded to 8-bit blocks, integer dot products). For those, a
+/// prefill chunk multiplies faster quantized than on weights dequantized for it; the
+/// others (Q4_1, Q5_0, Q5_1) have only scalar kernels.
+fn has_vector_kernel(dtype: GgmlDType) -> bool {
+    matches!(
+        dtype,
+        GgmlDType::Q4_0
+            | GgmlDType::Q8_0
+            | GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+            | GgmlDType::Q8K
+    )
 }
 
 /// A projection with an optional bias.
@@ -240,7 +263,7 @@ impl Sequence {
 const CHUNK: usize = 512;
 
 /// Models at most this large keep dense f32 copies of their weights beside the
-/// quantized ones; larger ones dequantize per prefill chunk to save memory.
+/// quantized ones; larger ones keep only the quantized form, to save memory.
 const DEQUANTIZE_UP_TO_BYTES: u64 = 400_000_000;
 
 /// The context a sequence may grow to, whatever the model was trained for: the

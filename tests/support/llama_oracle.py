@@ -15,6 +15,10 @@ Only the vocabulary is loaded (no weights, no context). Requests name an operati
                                                 special tokens, as hex
   {"op": "end_of_generation"}
       -> {"tokens": [int]}                      every token llama_vocab_is_eog holds
+  {"op": "chat", "content": str}
+      -> {"text": str, "tokens": [int]}         one user message rendered with the GGUF's
+                                                chat template and tokenized, as
+                                                llama-cpp-python's chat completions do it
   {"op": "logprobs", "tokens": [int], "ids": [int]}
       -> {"logprobs": [float]}                  natural-log probabilities of `ids` as the
                                                 token after `tokens`, from the whole model
@@ -103,6 +107,27 @@ def end_of_generation(model, _request):
     return {"tokens": [t for t in range(n) if llama_cpp.llama_vocab_is_eog(model.vocab, t)]}
 
 
+def chat(model, request):
+    # As Llama.__init__ builds its handler for "chat_template.default" and as the
+    # handler tokenizes the rendered prompt.
+    llama = model.llama
+    template = llama.metadata.get("tokenizer.chat_template")
+    if template is None:
+        raise ValueError("the model has no tokenizer.chat_template")
+    eos_id, bos_id = llama.token_eos(), llama.token_bos()
+    formatter = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
+        stop_token_ids=[eos_id],
+    )
+    result = formatter(messages=[{"role": "user", "content": request["content"]}])
+    tokens = llama.tokenize(
+        result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+    )
+    return {"text": result.prompt, "tokens": list(tokens)}
+
+
 def logprobs(model, request):
     llama = model.evaluator()
     llama.reset()
@@ -120,6 +145,7 @@ OPERATIONS = {
     "detokenize": detokenize,
     "pieces": pieces,
     "end_of_generation": end_of_generation,
+    "chat": chat,
     "logprobs": logprobs,
 }
 

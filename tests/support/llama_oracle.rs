@@ -67,6 +67,15 @@ impl LlamaOracle {
     }
 
     /// Natural-log probabilities of `ids` as the token after `tokens`.
+    /// One user message as llama-cpp-python's chat completions see it: the text the
+    /// GGUF's chat template renders, and its tokens.
+    pub fn chat(&mut self, content: &str) -> (String, Vec<u32>) {
+        let answer = self.ask(&json!({ "op": "chat", "content": content }));
+        let text = answer["text"].as_str().expect("rendered text").to_owned();
+        let tokens = serde_json::from_value(answer["tokens"].clone()).expect("token ids");
+        (text, tokens)
+    }
+
     pub fn logprobs(&mut self, tokens: &[u32], ids: &[u32]) -> Vec<f64> {
         let answer = self.ask(&json!({"op": "logprobs", "tokens": tokens, "ids": ids}));
         answer["logprobs"]
