@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::paper::{self, Task};
 use super::table::{NOTHING, level, thousands};
-use super::{Summary, round6};
+use super::{LabelerInfo, Summary, round6};
 use crate::metrics::CellMetrics;
 use crate::spec::validate::suggest;
 
@@ -827,6 +827,7 @@ pub fn preset(
 
     if let Some(defaults) = &defaults {
         let mut applied = Vec::new();
+        let mut missing = Vec::new();
         for (axis, value) in &defaults.settings {
             let level = Level(value.clone());
             if selection.filtered.contains(axis) {
@@ -837,7 +838,11 @@ pub fn preset(
                 .copied()
                 .filter(|cell| axis.level(cell) == level)
                 .collect();
-            if kept.is_empty() || kept.len() == cells.len() {
+            if kept.is_empty() && !cells.is_empty() {
+                missing.push(format!("{}={}", axis.name(), level.text()));
+                continue;
+            }
+            if kept.len() == cells.len() {
                 continue;
             }
             outside += cells.len() - kept.len();
@@ -849,6 +854,13 @@ pub fn preset(
                 "Showing {}: {} (choose others with --where).",
                 defaults.why,
                 applied.join(", ")
+            ));
+        }
+        if !missing.is_empty() {
+            notes.push(format!(
+                "No cell has {}, part of {}: the values shown are not in that setting.",
+                join_and(&missing),
+                defaults.why
             ));
         }
     }
@@ -864,9 +876,14 @@ pub fn preset(
     let (title, label_header, rows, paper_headers) = match preset {
         Preset::Prompting => prompting_rows(&cells, task),
         Preset::SelfConsistency => self_consistency_rows(&cells),
-        Preset::Size => labeler_rows(&cells, "Labeler size (the paper's: PaLM 2 L, S, XS)"),
+        Preset::Size => labeler_rows(
+            &cells,
+            &summary.labelers,
+            "Labeler size (the paper's: PaLM 2 L, S, XS)",
+        ),
         Preset::PositionBias => labeler_rows(
             &cells,
+            &summary.labelers,
             "Position bias by labeler (the paper's: PaLM 2 L, S, XS)",
         ),
     };
@@ -1125,11 +1142,27 @@ fn same_temperature(x: f64, y: f64) -> bool {
     round6(x) == round6(y)
 }
 
-/// One row per labeler; the paper's values go to a table of their own.
-fn labeler_rows(cells: &[&CellMetrics], title: &'static str) -> Layout {
-    let rows = keys(cells, &[Axis::Labeler])
+/// One row per labeler, largest first as the paper lists its sizes (labelers of unknown
+/// size last, in declared order); the paper's values go to a table of their own.
+fn labeler_rows(cells: &[&CellMetrics], declared: &[LabelerInfo], title: &'static str) -> Layout {
+    let mut labelers: Vec<Level> = keys(cells, &[Axis::Labeler])
         .into_iter()
         .flatten()
+        .collect();
+    let place = |labeler: &Level| {
+        let position = declared
+            .iter()
+            .position(|info| labeler.0.as_str() == Some(info.name.as_str()));
+        let parameters = position.and_then(|index| declared[index].parameters);
+        (
+            parameters.is_none(),
+            std::cmp::Reverse(parameters.map(f64::to_bits)),
+            position.unwrap_or(usize::MAX),
+        )
+    };
+    labelers.sort_by_key(place);
+    let rows = labelers
+        .into_iter()
         .map(|labeler| PresetRow {
             label: labeler.text(),
             matches: Box::new(move |cell: &CellMetrics| Axis::Labeler.level(cell) == labeler),
@@ -1557,6 +1590,48 @@ mod tests {
                 .notes
                 .iter()
                 .any(|note| note.contains("Detailed + CoT 0-shot"))
+        );
+    }
+
+    #[test]
+    fn labelers_are_listed_largest_first_and_a_missing_paper_setting_is_said() {
+        let mut run = summary();
+        // Direct prompts only: no cell has the paper's CoT setting for sizes.
+        run.cells
+            .retain(|cell| cell.settings["cot"] == json!(false));
+        let info = |name: &str, parameters: Option<f64>| LabelerInfo {
+            name: name.to_owned(),
+            backend: "embedded".to_owned(),
+            model: None,
+            mode: "logprobs".to_owned(),
+            parameters,
+        };
+        for (name, parameters) in [("small", 1.35e8), ("big", 1.5e9), ("unsized", 0.0)] {
+            let mut extra = run.cells[0].clone();
+            extra.name = format!("detailed/1/false/{name}");
+            extra.settings = settings("detailed", 1, false, name);
+            if name == "unsized" {
+                run.cells.push(extra);
+                run.labelers.push(info(name, None));
+            } else {
+                run.labelers.push(info(name, Some(parameters)));
+            }
+        }
+        for preset_kind in [Preset::Size, Preset::PositionBias] {
+            let tables = preset(&run, preset_kind, &[], None).unwrap();
+            let labels: Vec<String> = tables.tables[0]
+                .rows
+                .iter()
+                .map(|row| row[0].text(ColumnKind::Label))
+                .collect();
+            assert_eq!(labels, ["big", "small", "unsized"]);
+        }
+        let sizes = preset(&run, Preset::Size, &[], None).unwrap();
+        assert!(
+            sizes.notes.iter().any(|note| note
+                .starts_with("No cell has few_shot=0 and cot=true, part of the paper's size")),
+            "{:?}",
+            sizes.notes
         );
     }
 }
