@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::Engine;
 use rlaif::embedded::model::{Model, Sequence};
@@ -198,6 +198,9 @@ fn grid(c: &mut Criterion) {
         })
         .collect();
     let mut group = c.benchmark_group("grid");
+    // A slice takes seconds (tens without prefix reuse): one per sample, rather than
+    // criterion's growing counts, which would take most of an hour.
+    group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
     group.throughput(Throughput::Elements(SLICE_PAIRS as u64));
