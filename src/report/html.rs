@@ -152,7 +152,7 @@ fn labelers(summary: &Summary, context: &ReportContext) -> Vec<Labeler> {
                 name: labeler.name.clone(),
                 mode: labeler.mode.clone(),
                 model: labeler.model.clone(),
-                parameters: labeler.parameters.filter(|p| p.is_finite() && *p > 0.0),
+                parameters: labeler.known_parameters(),
             })
             .collect()
     };

@@ -62,6 +62,14 @@ pub struct LabelerInfo {
     pub parameters: Option<f64>,
 }
 
+impl LabelerInfo {
+    /// The parameter count when it is a usable size: tables and plots order labelers by
+    /// it, and put those without one after the others.
+    pub fn known_parameters(&self) -> Option<f64> {
+        self.parameters.filter(|p| p.is_finite() && *p > 0.0)
+    }
+}
+
 /// How the intervals and the paired test were computed, so a reader can redo them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Method {

@@ -1153,7 +1153,7 @@ fn labeler_rows(cells: &[&CellMetrics], declared: &[LabelerInfo], title: &'stati
         let position = declared
             .iter()
             .position(|info| labeler.0.as_str() == Some(info.name.as_str()));
-        let parameters = position.and_then(|index| declared[index].parameters);
+        let parameters = position.and_then(|index| declared[index].known_parameters());
         (
             parameters.is_none(),
             std::cmp::Reverse(parameters.map(f64::to_bits)),
@@ -1606,17 +1606,13 @@ mod tests {
             mode: "logprobs".to_owned(),
             parameters,
         };
-        for (name, parameters) in [("small", 1.35e8), ("big", 1.5e9), ("unsized", 0.0)] {
-            let mut extra = run.cells[0].clone();
-            extra.name = format!("detailed/1/false/{name}");
-            extra.settings = settings("detailed", 1, false, name);
-            if name == "unsized" {
-                run.cells.push(extra);
-                run.labelers.push(info(name, None));
-            } else {
-                run.labelers.push(info(name, Some(parameters)));
-            }
-        }
+        run.labelers.push(info("small", Some(1.35e8)));
+        run.labelers.push(info("big", Some(1.5e9)));
+        run.labelers.push(info("unsized", None));
+        let mut unsized_cell = run.cells[0].clone();
+        unsized_cell.name = "detailed/1/false/unsized".to_owned();
+        unsized_cell.settings = settings("detailed", 1, false, "unsized");
+        run.cells.push(unsized_cell);
         for preset_kind in [Preset::Size, Preset::PositionBias] {
             let tables = preset(&run, preset_kind, &[], None).unwrap();
             let labels: Vec<String> = tables.tables[0]
