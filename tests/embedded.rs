@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use llama_oracle::LlamaOracle;
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::Engine;
+use rlaif::embedded::model::{Model, Sequence};
 use rlaif::prompt::Order;
 
 /// Log-probabilities of "1" and "2" may differ from llama.cpp's by this much: llama.cpp
@@ -140,6 +141,73 @@ fn qwen_billion_and_a_half_answers_match_llama_cpp() {
 
 /// Gemma 3 uses GELU(tanh) in its feed-forward gate; a SiLU there still gives fluent
 /// text, so this checks a number: the log-probability of " Berlin".
+/// The largest difference between two logit vectors, after normalizing each.
+fn largest_logprob_difference(a: &[f32], b: &[f32]) -> f64 {
+    let normalize = |logits: &[f32]| {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = logits.iter().map(|l| (*l as f64 - max).exp()).sum();
+        logits
+            .iter()
+            .map(|l| *l as f64 - max - sum.ln())
+            .collect::<Vec<_>>()
+    };
+    normalize(a)
+        .iter()
+        .zip(normalize(b))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+}
+
+fn fresh_logits(model: &Model, tokens: &[u32]) -> Vec<f32> {
+    model.extend(&mut Sequence::default(), tokens).unwrap()
+}
+
+/// Key/value state kept across prompts (cut back to the prefix two prompts share) and
+/// grown one token at a time past its allocation must give the logits a fresh
+/// evaluation gives: the scores of every pair after the first depend on it.
+#[test]
+fn reused_state_gives_the_logits_of_a_fresh_evaluation() {
+    let path = models::model_path("smollm2-135m");
+    let engine = Engine::open(&ModelSource::File(path), false, true).unwrap();
+    let model = engine.model();
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = tldr_prompts(dir.path());
+    let first = engine.prompt_tokens(&prompts[0]).unwrap();
+    let second = engine.prompt_tokens(&prompts[2]).unwrap();
+    let shared = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        shared > 50 && shared < second.len() - 1 && second.len() > 520,
+        "the prompts share a preamble, then differ, and outgrow the first allocation"
+    );
+
+    let mut sequence = Sequence::default();
+    model.extend(&mut sequence, &first).unwrap();
+    sequence.truncate(shared).unwrap();
+    let reused = model.extend(&mut sequence, &second[shared..]).unwrap();
+    let gap = largest_logprob_difference(&reused, &fresh_logits(model, &second));
+    assert!(
+        gap < 1e-3,
+        "after a shared prefix the log-probs differ by {gap}"
+    );
+
+    // One token at a time across the boundary where the state's storage grows.
+    let mut sequence = Sequence::default();
+    model.extend(&mut sequence, &second[..500]).unwrap();
+    let mut grown = Vec::new();
+    for &token in &second[500..520] {
+        grown = model.extend(&mut sequence, &[token]).unwrap();
+    }
+    let gap = largest_logprob_difference(&grown, &fresh_logits(model, &second[..520]));
+    assert!(
+        gap < 1e-3,
+        "after growing token by token the log-probs differ by {gap}"
+    );
+}
+
 #[test]
 fn gemma3_knows_the_capital_of_germany() {
     let path = models::model_path("gemma3-270m");

@@ -67,17 +67,19 @@ pub struct Hyperparameters {
 /// several times faster than the quantized ones. Small models keep dense weights for
 /// everything (candle's kernels for some of their quantized types are scalar, slower
 /// than reading f32); large ones keep the quantized form and multiply with it directly
-/// where candle has vector kernels for the type (see `has_vector_kernel`), otherwise
-/// for one row at a time (decoding, bound by memory, where it is several times smaller)
-/// and on weights dequantized for each prefill chunk.
+/// where candle has vector kernels for the type (see `has_vector_kernel`); for the other
+/// types, directly only for a few rows at a time, and on weights dequantized for each
+/// prefill chunk.
 #[derive(Debug)]
 struct Weight {
     quantized: Option<QMatMul>,
     source: Arc<QTensor>,
     dense: Option<Tensor>,
     /// For sampling rationales one token at a time: the weights in 8-bit blocks, which
-    /// candle multiplies with vector instructions on every thread. Scoring never uses
-    /// them.
+    /// candle multiplies with vector instructions on every thread. Kept beside dense
+    /// weights, and beside quantized ones of a type candle multiplies only with scalar
+    /// code (a large model's Q5_0 decoded several times slower than llama.cpp). Scoring
+    /// never uses them.
     decode: Option<QMatMul>,
 }
 
@@ -97,9 +99,14 @@ impl Weight {
             .then(|| QMatMul::from_arc(tensor.clone()))
             .transpose()?;
         let columns = tensor.shape().dims().last().copied().unwrap_or(0);
-        let decode = match &dense {
-            Some(dense) if columns % GgmlDType::Q8_0.block_size() == 0 => Some(
-                QMatMul::from_qtensor(QTensor::quantize(dense, GgmlDType::Q8_0)?)?,
+        let decode_from = match &dense {
+            Some(dense) => Some(dense.clone()),
+            None if !has_vector_kernel(tensor.dtype()) => Some(tensor.dequantize(&Device::Cpu)?),
+            None => None,
+        };
+        let decode = match decode_from {
+            Some(weights) if columns % GgmlDType::Q8_0.block_size() == 0 => Some(
+                QMatMul::from_qtensor(QTensor::quantize(&weights, GgmlDType::Q8_0)?)?,
             ),
             _ => None,
         };
@@ -232,9 +239,15 @@ pub struct Model {
 #[derive(Debug, Default)]
 pub struct Sequence {
     tokens: Vec<u32>,
-    /// Per layer, keys and values shaped `[kv_heads, tokens, head_dim]`.
+    /// Per layer, keys and values shaped `[kv_heads, capacity, head_dim]`, of which the
+    /// first `tokens.len()` positions hold the sequence. Written in place: appending a
+    /// token copies that token, not the whole state, which would cost decoding a copy
+    /// of every layer's keys and values per token.
     cache: Vec<Option<(Tensor, Tensor)>>,
 }
+
+/// Key/value storage grows by this many positions at a time.
+const CACHE_GROWTH: usize = 512;
 
 impl Sequence {
     pub fn tokens(&self) -> &[u32] {
@@ -247,15 +260,47 @@ impl Sequence {
             return Ok(());
         }
         self.tokens.truncate(len);
-        for entry in &mut self.cache {
-            *entry = match entry.take() {
-                Some(_) if len == 0 => None,
-                Some((k, v)) => Some((k.narrow(1, 0, len)?, v.narrow(1, 0, len)?)),
-                None => None,
-            };
+        if len == 0 {
+            self.cache.iter_mut().for_each(|entry| *entry = None);
         }
         Ok(())
     }
+}
+
+/// Writes `k` and `v` (`[kv_heads, count, head_dim]`) at position `start` of a layer's
+/// storage, growing it if needed, and returns views of positions `0..start + count`.
+fn store(
+    entry: &mut Option<(Tensor, Tensor)>,
+    k: &Tensor,
+    v: &Tensor,
+    start: usize,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let (kv_heads, count, head_dim) = k.dims3()?;
+    let total = start + count;
+    let (all_k, all_v) = match entry.take() {
+        Some(stored) if total <= stored.0.dims()[1] => entry.insert(stored),
+        stored => {
+            let capacity = stored.as_ref().map_or(0, |(k, _)| k.dims()[1]);
+            let grown = total.div_ceil(CACHE_GROWTH) * CACHE_GROWTH;
+            let fresh = || {
+                Tensor::zeros(
+                    (kv_heads, grown - capacity, head_dim),
+                    k.dtype(),
+                    k.device(),
+                )
+            };
+            entry.insert(match stored {
+                Some((old_k, old_v)) => (
+                    Tensor::cat(&[&old_k, &fresh()?], 1)?,
+                    Tensor::cat(&[&old_v, &fresh()?], 1)?,
+                ),
+                None => (fresh()?, fresh()?),
+            })
+        }
+    };
+    all_k.slice_set(&k.contiguous()?, 1, start)?;
+    all_v.slice_set(&v.contiguous()?, 1, start)?;
+    Ok((all_k.narrow(1, 0, total)?, all_v.narrow(1, 0, total)?))
 }
 
 /// The longest prompt evaluated in one pass; longer ones go in chunks so that the
@@ -482,14 +527,7 @@ impl Model {
                 candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
             ),
         };
-        let (k, v) = match cache.take() {
-            Some((cached_k, cached_v)) => (
-                Tensor::cat(&[&cached_k, &k], 1)?,
-                Tensor::cat(&[&cached_v, &v], 1)?,
-            ),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
+        let (k, v) = store(cache, &k, &v, start)?;
         let total = start + count;
         let group = heads / kv_heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
@@ -507,7 +545,7 @@ impl Model {
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = weights
             .reshape((kv_heads, group * count, total))?
-            .matmul(&v.contiguous()?)?;
+            .matmul(&v)?;
         let out = out
             .reshape((heads, count, head_dim))?
             .transpose(0, 1)?
