@@ -3,10 +3,14 @@
 //!
 //! - `prefill/<model>`: a fresh ~650-token TL;DR prompt, no reuse, for every model of
 //!   the ladder;
+//! - `decode/<model>`: sampling a rationale, one token at a time after a ~650-token
+//!   prompt, for every model of the ladder (the cost of a chain-of-thought cell);
 //! - `grid/smollm2-135m`: labeling pairs on the Table-2 grid (base and detailed
-//!   preambles x 0, 1 and 2 exemplars, both orders), in slices of five pairs of one cell
-//!   as the runner sends them. The embedded labeler reuses what a prompt shares with the
-//!   previous one; the baseline sends every full prompt to llama.cpp from scratch.
+//!   preambles x 0, 1 and 2 exemplars, both orders). One iteration labels the next pair
+//!   of every cell, so that any number of samples weighs the six cells alike. Each cell
+//!   has its own engine, which sees that cell's prompts in the order a run sends them and
+//!   reuses what a prompt shares with the previous one; the baseline sends every full
+//!   prompt to llama.cpp from scratch.
 //!
 //! Models are pulled into the model cache (`$RLAIF_HOME`) if missing; llama-cpp-python
 //! must be installed (the tests install it). Run with `cargo bench --bench embedded`.
@@ -43,9 +47,15 @@ llama = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=4096, n_batch=512, n_threa
                         n_threads_batch=2, verbose=False)
 print("ready", flush=True)
 for line in sys.stdin:
-    tokens = json.loads(line)
-    llama.reset()
-    llama.eval(tokens)
+    request = json.loads(line)
+    if isinstance(request, list):
+        llama.reset()
+        llama.eval(request)
+    else:
+        # Decoding: forget what follows the prompt, then one token per evaluation.
+        llama.n_tokens = request["keep"]
+        for token in request["decode"]:
+            llama.eval([token])
     print("done", flush=True)
 "#;
 
@@ -76,7 +86,16 @@ impl LlamaPeer {
 
     /// Evaluates `tokens` from an empty context.
     fn eval(&mut self, tokens: &[u32]) {
-        writeln!(self.input, "{}", json!(tokens)).expect("the peer reads");
+        self.request(&json!(tokens));
+    }
+
+    /// Keeps the first `keep` tokens evaluated, then evaluates `tokens` one at a time.
+    fn decode(&mut self, keep: usize, tokens: &[u32]) {
+        self.request(&json!({ "keep": keep, "decode": tokens }));
+    }
+
+    fn request(&mut self, request: &serde_json::Value) {
+        writeln!(self.input, "{request}").expect("the peer reads");
         let mut line = String::new();
         self.output.read_line(&mut line).expect("the peer answers");
         assert_eq!(line.trim(), "done", "llama.cpp failed to evaluate");
@@ -176,61 +195,112 @@ fn prefill(c: &mut Criterion) {
     group.finish();
 }
 
-/// Pairs per slice: five pairs of one cell, both orders.
-const SLICE_PAIRS: usize = 5;
+/// Tokens sampled per iteration of the decode group.
+const DECODED: usize = 64;
+
+fn decode(c: &mut Criterion) {
+    let prompts = table_two_prompts();
+    let mut group = c.benchmark_group("decode");
+    // An iteration takes up to seconds on the larger models.
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(DECODED as u64));
+    for name in LADDER {
+        let path = model_file(name);
+        let engine = Engine::open(&ModelSource::File(path.clone()), false, true).expect("loads");
+        let tokens = prefill_tokens(&engine, &prompts);
+        // The tokens fed back are the prompt's own continuation: what is decoded does
+        // not change what a step costs.
+        let longest_cell = prompts.last().expect("cells");
+        let continuation = engine.prompt_tokens(&longest_cell[1]).expect("tokenizes");
+        let decoded: Vec<u32> = continuation[..DECODED].to_vec();
+        let model: &Model = engine.model();
+        let mut sequence = Sequence::default();
+        model.extend(&mut sequence, &tokens).expect("evaluates");
+        group.bench_function(format!("rlaif/{name}"), |b| {
+            b.iter(|| {
+                sequence.truncate(tokens.len()).expect("truncates");
+                for &token in &decoded {
+                    model.decode(&mut sequence, token).expect("evaluates");
+                }
+            })
+        });
+        drop(sequence);
+        drop(engine);
+        let mut peer = LlamaPeer::start(&path);
+        peer.eval(&tokens);
+        group.bench_function(format!("llama.cpp/{name}"), |b| {
+            b.iter(|| peer.decode(tokens.len(), &decoded))
+        });
+    }
+    group.finish();
+}
 
 fn grid(c: &mut Criterion) {
     let prompts = table_two_prompts();
     let name = "smollm2-135m";
     let path = model_file(name);
-    let mut engine = Engine::open(&ModelSource::File(path.clone()), false, true).expect("loads");
-    let slices: Vec<Vec<Vec<u32>>> = prompts
+    let open = || Engine::open(&ModelSource::File(path.clone()), false, true).expect("loads");
+    let mut engines: Vec<Engine> = prompts.iter().map(|_| open()).collect();
+    // Per cell, per pair: the tokens of its two orders.
+    let pairs: Vec<Vec<Vec<Vec<u32>>>> = prompts
         .iter()
-        .flat_map(|cell| {
-            cell.chunks(2 * SLICE_PAIRS)
-                .map(|slice| {
-                    slice
+        .map(|cell| {
+            cell.chunks(2)
+                .map(|orders| {
+                    orders
                         .iter()
-                        .map(|prompt| engine.prompt_tokens(prompt).expect("tokenizes"))
-                        .collect::<Vec<_>>()
+                        .map(|prompt| engines[0].prompt_tokens(prompt).expect("tokenizes"))
+                        .collect()
                 })
-                .collect::<Vec<_>>()
+                .collect()
         })
         .collect();
+    let pairs_per_cell = pairs[0].len();
     let mut group = c.benchmark_group("grid");
-    // A slice takes seconds (tens without prefix reuse): one per sample, rather than
-    // criterion's growing counts, which would take most of an hour.
+    // An iteration takes seconds (a minute without prefix reuse): one per sample, rather
+    // than criterion's growing counts, which would take hours.
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
-    group.throughput(Throughput::Elements(SLICE_PAIRS as u64));
+    // Criterion's warm-up labels the first pair of every cell, the one that computes
+    // the cell's preamble and exemplars; the measured pairs follow it, as in a run,
+    // where that prefix is computed once per 50 pairs (a few percent of the tokens).
+    group.throughput(Throughput::Elements(pairs.len() as u64));
     let mut next = 0;
     group.bench_function(format!("rlaif/{name}"), |b| {
         b.iter_custom(|iterations| {
             let start = Instant::now();
             for _ in 0..iterations {
-                let slice = &slices[next % slices.len()];
+                let pair = next % pairs_per_cell;
                 next += 1;
-                // Each slice starts cold, as if another cell had run before it.
-                engine.reset();
-                for tokens in slice {
-                    engine.next_logprobs(tokens).expect("scores");
+                for (engine, cell) in engines.iter_mut().zip(&pairs) {
+                    // A run starts each cell cold and goes through its pairs in order.
+                    if pair == 0 {
+                        engine.reset();
+                    }
+                    for tokens in &cell[pair] {
+                        engine.next_logprobs(tokens).expect("scores");
+                    }
                 }
             }
             start.elapsed()
         })
     });
-    drop(engine);
+    engines.clear();
     let mut peer = LlamaPeer::start(&path);
     let mut next = 0;
     group.bench_function(format!("llama.cpp-no-reuse/{name}"), |b| {
         b.iter_custom(|iterations| {
             let start = Instant::now();
             for _ in 0..iterations {
-                let slice = &slices[next % slices.len()];
+                let pair = next % pairs_per_cell;
                 next += 1;
-                for tokens in slice {
-                    peer.eval(tokens);
+                for cell in &pairs {
+                    for tokens in &cell[pair] {
+                        peer.eval(tokens);
+                    }
                 }
             }
             start.elapsed()
@@ -239,5 +309,5 @@ fn grid(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, prefill, grid);
+criterion_group!(benches, prefill, decode, grid);
 criterion_main!(benches);
