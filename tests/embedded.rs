@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use llama_oracle::LlamaOracle;
 use rlaif::embedded::ModelSource;
-use rlaif::embedded::engine::Engine;
+use rlaif::embedded::engine::{Engine, log_softmax};
 use rlaif::embedded::model::{Model, Sequence};
 use rlaif::prompt::Order;
 
@@ -143,17 +143,9 @@ fn qwen_billion_and_a_half_answers_match_llama_cpp() {
 /// text, so this checks a number: the log-probability of " Berlin".
 /// The largest difference between two logit vectors, after normalizing each.
 fn largest_logprob_difference(a: &[f32], b: &[f32]) -> f64 {
-    let normalize = |logits: &[f32]| {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = logits.iter().map(|l| (*l as f64 - max).exp()).sum();
-        logits
-            .iter()
-            .map(|l| *l as f64 - max - sum.ln())
-            .collect::<Vec<_>>()
-    };
-    normalize(a)
+    log_softmax(a)
         .iter()
-        .zip(normalize(b))
+        .zip(log_softmax(b))
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max)
 }

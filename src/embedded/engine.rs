@@ -296,7 +296,7 @@ fn python_string_methods(
 }
 
 /// Natural-log softmax, in f64 so that tiny probabilities keep their digits.
-fn log_softmax(logits: &[f32]) -> Vec<f64> {
+pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     let normalizer = max + sum.ln();
