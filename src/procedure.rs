@@ -361,10 +361,10 @@ pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
             // very small values (vLLM writes -9999 for -inf) never underflow to 0/0.
             let mut logs: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
             for (token, logprob) in top {
-                if let Some(index) = CHOICES.iter().position(|c| *c == token.trim()) {
-                    if logprob.is_finite() {
-                        logs[index].push(*logprob);
-                    }
+                if let Some(index) = CHOICES.iter().position(|c| *c == token.trim())
+                    && logprob.is_finite()
+                {
+                    logs[index].push(*logprob);
                 }
             }
             let present = [!logs[0].is_empty(), !logs[1].is_empty()];

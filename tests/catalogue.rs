@@ -1275,17 +1275,17 @@ fn check(case: &Case, root: &Path, urls: &(String, String)) -> Result<(), String
     if case.code != 0 && case.stdout.is_empty() && !stdout.is_empty() {
         problems.push("a refusal printed to stdout".to_owned());
     }
-    if problems.is_empty() {
-        if let Some(after) = case.after {
-            let checked = std::panic::catch_unwind(|| after(&dir));
-            if let Err(panic) = checked {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
-                    .unwrap_or_default();
-                problems.push(format!("what it left behind: {message}"));
-            }
+    if problems.is_empty()
+        && let Some(after) = case.after
+    {
+        let checked = std::panic::catch_unwind(|| after(&dir));
+        if let Err(panic) = checked {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_default();
+            problems.push(format!("what it left behind: {message}"));
         }
     }
     if problems.is_empty() {

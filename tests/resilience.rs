@@ -256,7 +256,7 @@ fn fault(request: &Recorded) -> Option<(&'static str, Reply)> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (request.body.to_string(), request.attempt).hash(&mut hasher);
     let draw = hasher.finish();
-    if draw % 4 != 0 {
+    if !draw.is_multiple_of(4) {
         return None;
     }
     Some(match (draw / 4) % 5 {

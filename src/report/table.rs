@@ -126,7 +126,7 @@ pub(crate) fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (position, digit) in digits.chars().enumerate() {
-        if position > 0 && (digits.len() - position) % 3 == 0 {
+        if position > 0 && (digits.len() - position).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -206,16 +206,16 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
             .filter(|row| row.name.starts_with("always"))
             .filter_map(|row| Some((row, row.alignment?)))
             .max_by(|x, y| x.1.total_cmp(&y.1));
-        if let Some((row, alignment)) = heuristic {
-            if alignment >= high {
-                notes.warnings.push(format!(
-                    "The reference row \"{}\" ({:.1}%) reaches the best cell's upper bound \
+        if let Some((row, alignment)) = heuristic
+            && alignment >= high
+        {
+            notes.warnings.push(format!(
+                "The reference row \"{}\" ({:.1}%) reaches the best cell's upper bound \
                      {:.1}%: no cell is better than picking by length here.",
-                    row.name,
-                    alignment * 100.0,
-                    high * 100.0
-                ));
-            }
+                row.name,
+                alignment * 100.0,
+                high * 100.0
+            ));
         }
     }
 

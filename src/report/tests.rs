@@ -26,8 +26,16 @@ fn settings(preamble: &str, few_shot: u32, labeler: &str) -> Settings {
 /// A judgment of example `i` with raw order distributions `ab` and `ba`; the rest is
 /// derived the way the procedure derives it.
 fn judgment(i: usize, ab: f64, ba: f64) -> Judgment {
-    let human = if i % 3 == 0 { Label::B } else { Label::A };
-    let longer = if i % 2 == 0 { Label::A } else { Label::B };
+    let human = if i.is_multiple_of(3) {
+        Label::B
+    } else {
+        Label::A
+    };
+    let longer = if i.is_multiple_of(2) {
+        Label::A
+    } else {
+        Label::B
+    };
     let mut judgment = with_longer(
         with_orders(
             judged(&format!("ex{i:02}"), 0.5, human),

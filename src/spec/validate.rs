@@ -629,14 +629,14 @@ impl<'a> Checker<'a> {
         top_k: u32,
     ) -> Option<LabelerConfig> {
         let model_file = raw.path.as_ref().map(|file| self.dir.join(file));
-        if let (Some(file), Some(resolved)) = (&raw.path, &model_file) {
-            if !resolved.is_file() {
-                self.at(
-                    &child(path, "path"),
-                    format!("model file `{file}` not found"),
-                    Some(format!("looked for {}", resolved.display())),
-                );
-            }
+        if let (Some(file), Some(resolved)) = (&raw.path, &model_file)
+            && !resolved.is_file()
+        {
+            self.at(
+                &child(path, "path"),
+                format!("model file `{file}` not found"),
+                Some(format!("looked for {}", resolved.display())),
+            );
         }
         let model = match &raw.model {
             Some(model) if model_file.is_some() || EMBEDDED_MODELS.contains(&model.as_str()) => {
