@@ -140,8 +140,6 @@ fn qwen_billion_and_a_half_answers_match_llama_cpp() {
     answers_match_llama_cpp("qwen2.5-coder-1.5b", ANSWER_TOLERANCE);
 }
 
-/// Gemma 3 uses GELU(tanh) in its feed-forward gate; a SiLU there still gives fluent
-/// text, so this checks a number: the log-probability of " Berlin".
 /// The largest difference between two logit vectors, after normalizing each.
 fn largest_logprob_difference(a: &[f32], b: &[f32]) -> f64 {
     log_softmax(a)
@@ -201,6 +199,8 @@ fn reused_state_gives_the_logits_of_a_fresh_evaluation() {
     );
 }
 
+/// Gemma 3 uses GELU(tanh) in its feed-forward gate; a SiLU there still gives fluent
+/// text, so this checks a number: the log-probability of " Berlin".
 #[test]
 fn gemma3_knows_the_capital_of_germany() {
     let path = models::model_path("gemma3-270m");
