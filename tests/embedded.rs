@@ -19,25 +19,18 @@ mod models;
 
 use std::path::{Path, PathBuf};
 
-use llama_oracle::LlamaOracle;
+use llama_oracle::{Attention, LlamaOracle};
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::{Engine, log_softmax};
 use rlaif::embedded::model::{Model, Sequence};
 use rlaif::prompt::Order;
 
-/// Log-probabilities of "1" and "2" may differ from llama.cpp's by this much: llama.cpp
-/// multiplies quantized weights by activations it quantizes to 8 bits, the models here
-/// multiply dequantized f32 weights where candle has no vector kernel for the type (and
-/// everywhere in the two smallest; the 1.5B multiplies as llama.cpp does), and
-/// llama.cpp's own answer moves by more than a tenth of a nat with its key/value cache
-/// type and attention kernel.
+/// Log-probabilities of "1" and "2" may differ from llama.cpp's by this much. llama.cpp
+/// is itself no sharper than about 0.3 nats here: on these ~600-token prompts its flash
+/// and default attention kernels disagree by up to 0.28 (SmolLM2, Gemma 3) and 0.35
+/// (Qwen 0.5B) on the same weights. So a gap is measured to the nearer of its two
+/// answers. A wrong forward pass misses by whole nats.
 const ANSWER_TOLERANCE: f64 = 0.25;
-
-/// Gemma 3 270M and Qwen2.5-Coder 0.5B store most projections as Q5_0, which llama.cpp
-/// multiplies by activations rounded to 8-bit blocks; on ~600-token prompts their
-/// largest gaps measured 0.31 and 0.26 nats (means 0.11 and 0.11), above the 0.25 the
-/// other two models meet. A wrong forward pass misses by whole nats.
-const Q5_ANSWER_TOLERANCE: f64 = 0.35;
 
 /// The mean gap over all prompts and both answers.
 const MEAN_TOLERANCE: f64 = 0.15;
@@ -74,7 +67,7 @@ fn tldr_prompts(dir: &Path) -> Vec<String> {
     texts
 }
 
-fn answers_match_llama_cpp(name: &str, tolerance: f64) {
+fn answers_match_llama_cpp(name: &str) {
     let path = models::model_path(name);
     let dir = tempfile::tempdir().unwrap();
     let prompts = tldr_prompts(dir.path());
@@ -86,6 +79,7 @@ fn answers_match_llama_cpp(name: &str, tolerance: f64) {
         .map(|digit| engine.tokenizer().token_id(digit).unwrap())
         .collect();
     let mut gaps = Vec::new();
+    let mut kernel_disagreement = 0f64;
     for prompt in &prompts {
         let tokens = engine.prompt_tokens(prompt).unwrap();
         assert_eq!(
@@ -94,24 +88,29 @@ fn answers_match_llama_cpp(name: &str, tolerance: f64) {
             "{name}: token ids differ from llama.cpp's"
         );
         let ours = engine.next_logprobs(&tokens).unwrap();
-        let theirs = oracle.logprobs(&tokens, &choices);
-        for (id, their) in choices.iter().zip(&theirs) {
+        let default = oracle.logprobs_with(&tokens, &choices, Attention::Default);
+        let flash = oracle.logprobs_with(&tokens, &choices, Attention::Flash);
+        for ((id, plain), flash) in choices.iter().zip(&default).zip(&flash) {
             let our = ours[*id as usize];
-            gaps.push(((our - their).abs(), *id, our, *their));
+            kernel_disagreement = kernel_disagreement.max((plain - flash).abs());
+            let gap = (our - plain).abs().min((our - flash).abs());
+            gaps.push((gap, *id, our, *plain, *flash));
         }
     }
     let mean = gaps.iter().map(|gap| gap.0).sum::<f64>() / gaps.len() as f64;
-    let (worst, id, our, their) = gaps
+    let (worst, id, our, plain, flash) = gaps
         .iter()
         .copied()
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .unwrap();
     eprintln!(
-        "{name}: gap to llama.cpp over 20 prompts x 2 answers: mean {mean:.4}, largest {worst:.4} nats"
+        "{name}: gap to llama.cpp over 20 prompts x 2 answers: mean {mean:.4}, largest \
+         {worst:.4} nats (its two attention kernels disagree by up to {kernel_disagreement:.4})"
     );
     assert!(
-        worst <= tolerance,
-        "{name}: log P({}) is {our:.4} here and {their:.4} in llama.cpp (mean gap {mean:.4})",
+        worst <= ANSWER_TOLERANCE,
+        "{name}: log P({}) is {our:.4} here, and {plain:.4} in llama.cpp ({flash:.4} with \
+         flash attention); mean gap {mean:.4}",
         engine.tokenizer().decode(&[id])
     );
     assert!(
@@ -122,22 +121,22 @@ fn answers_match_llama_cpp(name: &str, tolerance: f64) {
 
 #[test]
 fn smollm2_answers_match_llama_cpp() {
-    answers_match_llama_cpp("smollm2-135m", ANSWER_TOLERANCE);
+    answers_match_llama_cpp("smollm2-135m");
 }
 
 #[test]
 fn gemma3_answers_match_llama_cpp() {
-    answers_match_llama_cpp("gemma3-270m", Q5_ANSWER_TOLERANCE);
+    answers_match_llama_cpp("gemma3-270m");
 }
 
 #[test]
 fn qwen_half_billion_answers_match_llama_cpp() {
-    answers_match_llama_cpp("qwen2.5-coder-0.5b", Q5_ANSWER_TOLERANCE);
+    answers_match_llama_cpp("qwen2.5-coder-0.5b");
 }
 
 #[test]
 fn qwen_billion_and_a_half_answers_match_llama_cpp() {
-    answers_match_llama_cpp("qwen2.5-coder-1.5b", ANSWER_TOLERANCE);
+    answers_match_llama_cpp("qwen2.5-coder-1.5b");
 }
 
 /// The largest difference between two logit vectors, after normalizing each.
@@ -214,11 +213,13 @@ fn gemma3_knows_the_capital_of_germany() {
     let best = (0..ours.len())
         .max_by(|a, b| ours[*a].total_cmp(&ours[*b]))
         .unwrap();
-    let theirs = oracle.logprobs(&tokens, &[berlin])[0];
+    let plain = oracle.logprobs_with(&tokens, &[berlin], Attention::Default)[0];
+    let flash = oracle.logprobs_with(&tokens, &[berlin], Attention::Flash)[0];
     let our = ours[berlin as usize];
     assert!(
-        (our - theirs).abs() <= 0.05,
-        "log P(\" Berlin\") is {our:.4} here and {theirs:.4} in llama.cpp"
+        (our - plain).abs().min((our - flash).abs()) <= 0.05,
+        "log P(\" Berlin\") is {our:.4} here, and {plain:.4} in llama.cpp ({flash:.4} with \
+         flash attention)"
     );
     // Among the likeliest continuations, not merely present.
     let rank = ours.iter().filter(|l| **l > our).count();

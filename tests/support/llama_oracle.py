@@ -19,11 +19,13 @@ Only the vocabulary is loaded (no weights, no context). Requests name an operati
       -> {"text": str, "tokens": [int]}         one user message rendered with the GGUF's
                                                 chat template and tokenized, as
                                                 llama-cpp-python's chat completions do it
-  {"op": "logprobs", "tokens": [int], "ids": [int]}
+  {"op": "logprobs", "tokens": [int], "ids": [int], "flash_attn": bool}
       -> {"logprobs": [float]}                  natural-log probabilities of `ids` as the
                                                 token after `tokens`, from the whole model
                                                 (loaded on first use: n_ctx 4096, two
-                                                threads, flash attention)
+                                                threads, llama-cpp-python's defaults
+                                                otherwise), with llama.cpp's flash-
+                                                attention kernel or its default one
 
 A request that fails is answered {"error": str}; the oracle goes on. New operations are
 functions taking (model, request) and returning the answer, registered in OPERATIONS.
@@ -42,20 +44,20 @@ class Model:
         self.llama = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
         self.path = path
-        self.full = None
+        self.evaluators = {}
 
-    def evaluator(self):
-        """The whole model, loaded on first need."""
-        if self.full is None:
-            self.full = llama_cpp.Llama(
+    def evaluator(self, flash_attn):
+        """The whole model with one attention kernel, loaded on first need."""
+        if flash_attn not in self.evaluators:
+            self.evaluators[flash_attn] = llama_cpp.Llama(
                 model_path=self.path,
                 n_ctx=4096,
                 n_threads=2,
                 n_threads_batch=2,
-                flash_attn=True,
+                flash_attn=flash_attn,
                 verbose=False,
             )
-        return self.full
+        return self.evaluators[flash_attn]
 
     def n_tokens(self):
         return llama_cpp.llama_vocab_n_tokens(self.vocab)
@@ -129,7 +131,7 @@ def chat(model, request):
 
 
 def logprobs(model, request):
-    llama = model.evaluator()
+    llama = model.evaluator(bool(request.get("flash_attn", False)))
     llama.reset()
     llama.eval(request["tokens"])
     # Only the last position's logits are computed (as a server scoring a prompt does).
