@@ -447,6 +447,26 @@ const CASES: &[Case] = &[
         stderr: &["environment variable RLAIF_CATALOGUE_EMPTY_KEY is not set"],
         ..CASE
     },
+    Case {
+        name: "embedded-threads-unlike-the-process",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "backend: simulated, accuracy: 0.8",
+                    "backend: embedded, model: smollm2-135m, threads: 3",
+                )],
+                "",
+            ),
+        )],
+        args: RUN,
+        env: &[("RAYON_NUM_THREADS", "2")],
+        stderr: &[
+            "labeler `sim` asks for `threads: 3`, but the embedded labeler runs on 2 thread(s) in this process",
+            "start rlaif with RAYON_NUM_THREADS=3",
+        ],
+        ..CASE
+    },
     // --- names that could point outside the results root --------------------------------
     Case {
         name: "experiment-name-with-parent-folders",

@@ -204,6 +204,16 @@ pub enum BuildError {
         "labeler `{name}`: this build of rlaif has no embedded backend (build it with the default features, or use `backend: openai` with a llama.cpp or vLLM server)"
     )]
     EmbeddedUnavailable { name: String },
+    /// candle sizes its thread pools once per process, from the environment, so a
+    /// labeler's own count can only be checked against them, never applied.
+    #[error(
+        "labeler `{name}` asks for `threads: {asked}`, but the embedded labeler runs on {running} thread(s) in this process, a count fixed when it starts (start rlaif with RAYON_NUM_THREADS={asked}, or remove `threads:`)"
+    )]
+    Threads {
+        name: String,
+        asked: usize,
+        running: usize,
+    },
     #[error("labeler `{name}` is a `{backend}` labeler, not an `{expected}` one")]
     WrongBackend {
         name: String,
@@ -236,8 +246,17 @@ pub fn build(
             *seed,
         ))),
         #[cfg(feature = "embedded")]
-        LabelerConfig::Embedded { .. } => {
-            let _ = name;
+        LabelerConfig::Embedded { threads, .. } => {
+            let running = candle_core::utils::get_num_threads();
+            if let Some(asked) = *threads
+                && asked != running
+            {
+                return Err(BuildError::Threads {
+                    name: name.to_owned(),
+                    asked,
+                    running,
+                });
+            }
             Ok(Arc::new(crate::embedded::Embedded::new(config, quiet)))
         }
         #[cfg(not(feature = "embedded"))]
