@@ -88,8 +88,8 @@ fn answers_match_llama_cpp(name: &str) {
             "{name}: token ids differ from llama.cpp's"
         );
         let ours = engine.next_logprobs(&tokens).unwrap();
-        let default = oracle.logprobs_with(&tokens, &choices, Attention::Default);
-        let flash = oracle.logprobs_with(&tokens, &choices, Attention::Flash);
+        let default = oracle.logprobs(&tokens, &choices, Attention::Default);
+        let flash = oracle.logprobs(&tokens, &choices, Attention::Flash);
         for ((id, plain), flash) in choices.iter().zip(&default).zip(&flash) {
             let our = ours[*id as usize];
             kernel_disagreement = kernel_disagreement.max((plain - flash).abs());
@@ -213,8 +213,8 @@ fn gemma3_knows_the_capital_of_germany() {
     let best = (0..ours.len())
         .max_by(|a, b| ours[*a].total_cmp(&ours[*b]))
         .unwrap();
-    let plain = oracle.logprobs_with(&tokens, &[berlin], Attention::Default)[0];
-    let flash = oracle.logprobs_with(&tokens, &[berlin], Attention::Flash)[0];
+    let plain = oracle.logprobs(&tokens, &[berlin], Attention::Default)[0];
+    let flash = oracle.logprobs(&tokens, &[berlin], Attention::Flash)[0];
     let our = ours[berlin as usize];
     assert!(
         (our - plain).abs().min((our - flash).abs()) <= 0.05,

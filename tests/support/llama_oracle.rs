@@ -86,12 +86,8 @@ impl LlamaOracle {
         (text, tokens)
     }
 
-    /// Log-probabilities of `ids` after `tokens`, from llama.cpp's default attention kernel.
-    pub fn logprobs(&mut self, tokens: &[u32], ids: &[u32]) -> Vec<f64> {
-        self.logprobs_with(tokens, ids, Attention::Default)
-    }
-
-    pub fn logprobs_with(&mut self, tokens: &[u32], ids: &[u32], kernel: Attention) -> Vec<f64> {
+    /// Log-probabilities of `ids` after `tokens`, from the model run with `kernel`.
+    pub fn logprobs(&mut self, tokens: &[u32], ids: &[u32], kernel: Attention) -> Vec<f64> {
         let flash_attn = kernel == Attention::Flash;
         let answer = self.ask(
             &json!({"op": "logprobs", "tokens": tokens, "ids": ids, "flash_attn": flash_attn}),
