@@ -19,7 +19,7 @@ mod models;
 
 use std::path::{Path, PathBuf};
 
-use llama_oracle::{Attention, LlamaOracle};
+use llama_oracle::LlamaOracle;
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::{Engine, log_softmax};
 use rlaif::embedded::model::{Model, Sequence};
@@ -88,17 +88,15 @@ fn answers_match_llama_cpp(name: &str) {
             "{name}: token ids differ from llama.cpp's"
         );
         let ours = engine.next_logprobs(&tokens).unwrap();
-        let default = oracle.logprobs(&tokens, &choices, Attention::Default);
-        let flash = oracle.logprobs(&tokens, &choices, Attention::Flash);
-        for ((id, plain), flash) in choices.iter().zip(&default).zip(&flash) {
+        let theirs = oracle.logprobs_by_kernel(&tokens, &choices);
+        for (id, their) in choices.iter().zip(theirs) {
             let our = ours[*id as usize];
-            kernel_disagreement = kernel_disagreement.max((plain - flash).abs());
-            let gap = (our - plain).abs().min((our - flash).abs());
-            gaps.push((gap, *id, our, *plain, *flash));
+            kernel_disagreement = kernel_disagreement.max(their.disagreement());
+            gaps.push((their.gap(our), *id, our, their));
         }
     }
     let mean = gaps.iter().map(|gap| gap.0).sum::<f64>() / gaps.len() as f64;
-    let (worst, id, our, plain, flash) = gaps
+    let (worst, id, our, their) = gaps
         .iter()
         .copied()
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -109,9 +107,11 @@ fn answers_match_llama_cpp(name: &str) {
     );
     assert!(
         worst <= ANSWER_TOLERANCE,
-        "{name}: log P({}) is {our:.4} here, and {plain:.4} in llama.cpp ({flash:.4} with \
-         flash attention); mean gap {mean:.4}",
-        engine.tokenizer().decode(&[id])
+        "{name}: log P({}) is {our:.4} here, and {:.4} in llama.cpp ({:.4} with flash \
+         attention); mean gap {mean:.4}",
+        engine.tokenizer().decode(&[id]),
+        their.default,
+        their.flash
     );
     assert!(
         mean <= MEAN_TOLERANCE,
@@ -213,13 +213,14 @@ fn gemma3_knows_the_capital_of_germany() {
     let best = (0..ours.len())
         .max_by(|a, b| ours[*a].total_cmp(&ours[*b]))
         .unwrap();
-    let plain = oracle.logprobs(&tokens, &[berlin], Attention::Default)[0];
-    let flash = oracle.logprobs(&tokens, &[berlin], Attention::Flash)[0];
+    let theirs = oracle.logprobs_by_kernel(&tokens, &[berlin])[0];
     let our = ours[berlin as usize];
     assert!(
-        (our - plain).abs().min((our - flash).abs()) <= 0.05,
-        "log P(\" Berlin\") is {our:.4} here, and {plain:.4} in llama.cpp ({flash:.4} with \
-         flash attention)"
+        theirs.gap(our) <= 0.05,
+        "log P(\" Berlin\") is {our:.4} here, and {:.4} in llama.cpp ({:.4} with flash \
+         attention)",
+        theirs.default,
+        theirs.flash
     );
     // Among the likeliest continuations, not merely present.
     let rank = ours.iter().filter(|l| **l > our).count();

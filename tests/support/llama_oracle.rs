@@ -22,6 +22,24 @@ pub enum Attention {
     Flash,
 }
 
+/// llama.cpp's log-probability of one token with each of its attention kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelAnswers {
+    pub default: f64,
+    pub flash: f64,
+}
+
+impl KernelAnswers {
+    /// How far `ours` is from the nearer of llama.cpp's two answers.
+    pub fn gap(&self, ours: f64) -> f64 {
+        (ours - self.default).abs().min((ours - self.flash).abs())
+    }
+
+    pub fn disagreement(&self) -> f64 {
+        (self.default - self.flash).abs()
+    }
+}
+
 /// A running oracle for one model; stopped when dropped.
 #[derive(Debug)]
 pub struct LlamaOracle {
@@ -84,6 +102,17 @@ impl LlamaOracle {
         let text = answer["text"].as_str().expect("rendered text").to_owned();
         let tokens = serde_json::from_value(answer["tokens"].clone()).expect("token ids");
         (text, tokens)
+    }
+
+    /// Log-probabilities of `ids` after `tokens`, with each attention kernel.
+    pub fn logprobs_by_kernel(&mut self, tokens: &[u32], ids: &[u32]) -> Vec<KernelAnswers> {
+        let default = self.logprobs(tokens, ids, Attention::Default);
+        let flash = self.logprobs(tokens, ids, Attention::Flash);
+        default
+            .into_iter()
+            .zip(flash)
+            .map(|(default, flash)| KernelAnswers { default, flash })
+            .collect()
     }
 
     /// Log-probabilities of `ids` after `tokens`, from the model run with `kernel`.
