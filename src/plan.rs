@@ -33,6 +33,25 @@ pub struct CellPlan {
     /// Money at the labeler's declared price, if it has one (rationales at their cap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
+    /// What this cell adds to the run after the cells before it: its calls that no
+    /// earlier cell (or earlier pair of its own) makes.
+    #[serde(skip)]
+    first_asked: Sent,
+}
+
+/// Prompt tokens, completion tokens at most, and money at most of a set of calls.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cost: Option<f64>,
+}
+
+impl Sent {
+    fn add(&mut self, prompt_tokens: u64, completion_tokens: u64) {
+        self.prompt_tokens += prompt_tokens;
+        self.completion_tokens += completion_tokens;
+    }
 }
 
 /// The plan of a whole experiment.
@@ -48,8 +67,14 @@ pub struct Plan {
     /// first samples of `sc4@T` are those of `sc16@T`) or from a pair the data repeats,
     /// is sent once and its answer shared.
     pub distinct_calls: u64,
+    /// Over all calls, as if each cell ran alone.
     pub prompt_tokens: u64,
     pub max_completion_tokens: u64,
+    /// Over the distinct calls: what the run sends.
+    pub distinct_prompt_tokens: u64,
+    pub distinct_max_completion_tokens: u64,
+    /// Money at the declared prices for the distinct calls (a repeated request is
+    /// answered from the cache, not paid for again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
 }
@@ -71,7 +96,7 @@ pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
         .collect::<Result<Vec<_>, _>>()?;
     let max_cost = cells
         .iter()
-        .filter_map(|cell| cell.max_cost)
+        .filter_map(|cell| cell.first_asked.cost)
         .reduce(|a, b| a + b);
     Ok(Plan {
         experiment: prepared.experiment.name.clone(),
@@ -79,6 +104,8 @@ pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
         distinct_calls: distinct.len() as u64,
         prompt_tokens: cells.iter().map(|cell| cell.prompt_tokens).sum(),
         max_completion_tokens: cells.iter().map(|cell| cell.max_completion_tokens).sum(),
+        distinct_prompt_tokens: cells.iter().map(|c| c.first_asked.prompt_tokens).sum(),
+        distinct_max_completion_tokens: cells.iter().map(|c| c.first_asked.completion_tokens).sum(),
         max_cost,
         collapsed: prepared.expansion.collapsed.clone(),
         excluded: prepared.expansion.excluded,
@@ -122,49 +149,53 @@ fn plan_cell(
     let orders = prepared.orders();
     let samples = u64::from(settings.self_consistency.samples);
 
-    let (mut calls, mut prompt_tokens, mut completion_tokens) = (0u64, 0u64, 0u64);
+    let (mut calls, mut all) = (0u64, Sent::default());
+    let mut first_asked = Sent::default();
     for example in &prepared.dataset.examples {
         for &order in orders {
             let prompt = prompts.render(example, order)?;
             match prompt.generation_text() {
                 Some(generation) if settings.cot => {
                     let temperature = settings.self_consistency.temperature;
-                    for index in 0..samples {
-                        for scoring in [false, true] {
-                            let sampled = Some((temperature, index));
-                            distinct.insert(call_key(
-                                &settings.labeler,
-                                &generation,
-                                sampled,
-                                scoring,
-                            ));
-                        }
-                    }
                     let asked = estimate_tokens(&generation);
                     let scored = estimate_tokens(&prompt.scoring_text_after("")) + rationale_cap;
+                    for index in 0..samples {
+                        let sampled = Some((temperature, index));
+                        for (scoring, prompt_tokens, completion_tokens) in
+                            [(false, asked, rationale_cap), (true, scored, 1)]
+                        {
+                            let key = call_key(&settings.labeler, &generation, sampled, scoring);
+                            if distinct.insert(key) {
+                                first_asked.add(prompt_tokens, completion_tokens);
+                            }
+                            all.add(prompt_tokens, completion_tokens);
+                        }
+                    }
                     calls += 2 * samples;
-                    prompt_tokens += samples * (asked + scored);
-                    completion_tokens += samples * (rationale_cap + 1);
                 }
                 _ => {
                     calls += 1;
                     let text = prompt.scoring_text();
-                    distinct.insert(call_key(&settings.labeler, &text, None, true));
-                    prompt_tokens += estimate_tokens(&text);
-                    completion_tokens += 1;
+                    let prompt_tokens = estimate_tokens(&text);
+                    if distinct.insert(call_key(&settings.labeler, &text, None, true)) {
+                        first_asked.add(prompt_tokens, 1);
+                    }
+                    all.add(prompt_tokens, 1);
                 }
             }
         }
     }
-    let max_cost = match labeler {
-        Some(LabelerConfig::Openai {
-            price: Some(price), ..
-        }) => Some(
-            prompt_tokens as f64 * price.prompt_per_million / 1e6
-                + completion_tokens as f64 * price.completion_per_million / 1e6,
-        ),
-        _ => None,
-    };
+    if let Some(LabelerConfig::Openai {
+        price: Some(price), ..
+    }) = labeler
+    {
+        for sent in [&mut all, &mut first_asked] {
+            sent.cost = Some(
+                sent.prompt_tokens as f64 * price.prompt_per_million / 1e6
+                    + sent.completion_tokens as f64 * price.completion_per_million / 1e6,
+            );
+        }
+    }
     Ok(CellPlan {
         name: cell.name.clone(),
         id: cell.id.clone(),
@@ -172,9 +203,10 @@ fn plan_cell(
         examples: prepared.dataset.examples.len(),
         orders: orders.len(),
         calls,
-        prompt_tokens,
-        max_completion_tokens: completion_tokens,
-        max_cost,
+        prompt_tokens: all.prompt_tokens,
+        max_completion_tokens: all.completion_tokens,
+        max_cost: all.cost,
+        first_asked,
     })
 }
 
@@ -236,22 +268,24 @@ impl Plan {
                 );
             }
         }
-        let shared = if self.distinct_calls < self.calls {
-            format!(
-                " ({} distinct: the rest repeat a request, across cells or repeated \
-                 pairs, and are answered once)",
-                thousands(self.distinct_calls)
-            )
-        } else {
-            String::new()
-        };
         let _ = write!(
             out,
-            "\ntotal: {} calls{shared}, ~{} prompt tokens, at most {} completion tokens",
+            "\ntotal: {} calls, ~{} prompt tokens, at most {} completion tokens",
             thousands(self.calls),
             thousands(self.prompt_tokens),
             thousands(self.max_completion_tokens),
         );
+        if self.distinct_calls < self.calls {
+            let _ = write!(
+                out,
+                "\nsent: {} distinct calls, ~{} prompt tokens, at most {} completion tokens \
+                 (the rest repeat a request, across cells or repeated pairs, and are \
+                 answered once)",
+                thousands(self.distinct_calls),
+                thousands(self.distinct_prompt_tokens),
+                thousands(self.distinct_max_completion_tokens),
+            );
+        }
         if let Some(cost) = self.max_cost {
             let _ = write!(out, ", at most {cost:.2} in money at the declared prices");
         }

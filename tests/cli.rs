@@ -725,6 +725,36 @@ fn plan_counts_calls_that_cells_share_once() {
     // 8 pairs x 2 orders x (a rationale and its scoring) x (2 + 4 samples).
     assert_eq!(plan["calls"], 8 * 2 * 2 * 6);
     assert_eq!(plan["distinct_calls"], 8 * 2 * 2 * 4);
+    // What is sent is exactly what sc4@0.5 alone would send.
+    let sc4 = &plan["cells"][1];
+    assert!(sc4["name"].as_str().unwrap().contains("sc4"), "{sc4}");
+    assert_eq!(plan["distinct_prompt_tokens"], sc4["prompt_tokens"]);
+    assert_eq!(
+        plan["distinct_max_completion_tokens"],
+        sc4["max_completion_tokens"]
+    );
+    assert!(plan["prompt_tokens"].as_u64() > sc4["prompt_tokens"].as_u64());
     let text = Experiment::new(&yaml).run("plan", &[]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("192 calls (128 distinct"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("total: 192 calls"), "{text}");
+    assert!(text.contains("sent: 128 distinct calls"), "{text}");
+
+    // Money, like tokens, is counted once per distinct request.
+    let priced = yaml.replace(
+        "  sim: { backend: simulated, accuracy: 0.8 }",
+        "  sim:\n    backend: openai\n    base_url: \"http://127.0.0.1:9/v1\"\n    \
+         model: m\n    price: { prompt: 1.0, completion: 2.0 }",
+    );
+    let output = Experiment::new(&priced).run("plan", &["--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sc4_cost = plan["cells"][1]["max_cost"].as_f64().unwrap();
+    let sc2_cost = plan["cells"][0]["max_cost"].as_f64().unwrap();
+    let cost = plan["max_cost"].as_f64().unwrap();
+    assert!((cost - sc4_cost).abs() < 1e-9, "{cost} against {sc4_cost}");
+    assert!(sc2_cost > 0.0);
 }
