@@ -33,10 +33,6 @@ pub struct CellPlan {
     /// Money at the labeler's declared price, if it has one (rationales at their cap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
-    /// What this cell adds to the run after the cells before it: its calls that no
-    /// earlier cell (or earlier pair of its own) makes.
-    #[serde(skip)]
-    first_asked: Sent,
 }
 
 /// Prompt tokens, completion tokens at most, and money at most of a set of calls.
@@ -88,15 +84,16 @@ pub fn estimate_tokens(text: &str) -> u64 {
 /// Plans every cell of a prepared experiment.
 pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
     let mut distinct = HashSet::new();
-    let cells = prepared
+    let planned = prepared
         .expansion
         .cells
         .iter()
         .map(|cell| plan_cell(prepared, cell, &mut distinct))
         .collect::<Result<Vec<_>, _>>()?;
-    let max_cost = cells
+    let (cells, first_asked): (Vec<CellPlan>, Vec<Sent>) = planned.into_iter().unzip();
+    let max_cost = first_asked
         .iter()
-        .filter_map(|cell| cell.first_asked.cost)
+        .filter_map(|sent| sent.cost)
         .reduce(|a, b| a + b);
     Ok(Plan {
         experiment: prepared.experiment.name.clone(),
@@ -104,8 +101,8 @@ pub fn plan(prepared: &Prepared) -> Result<Plan, PromptError> {
         distinct_calls: distinct.len() as u64,
         prompt_tokens: cells.iter().map(|cell| cell.prompt_tokens).sum(),
         max_completion_tokens: cells.iter().map(|cell| cell.max_completion_tokens).sum(),
-        distinct_prompt_tokens: cells.iter().map(|c| c.first_asked.prompt_tokens).sum(),
-        distinct_max_completion_tokens: cells.iter().map(|c| c.first_asked.completion_tokens).sum(),
+        distinct_prompt_tokens: first_asked.iter().map(|sent| sent.prompt_tokens).sum(),
+        distinct_max_completion_tokens: first_asked.iter().map(|sent| sent.completion_tokens).sum(),
         max_cost,
         collapsed: prepared.expansion.collapsed.clone(),
         excluded: prepared.expansion.excluded,
@@ -125,11 +122,13 @@ fn call_key(labeler: &str, prompt: &str, sampled: Option<(f64, u64)>, scoring: b
     hasher.finish()
 }
 
+/// A cell's plan, and what it adds to the run after the cells before it: its calls that
+/// no earlier cell (or earlier pair of its own) makes.
 fn plan_cell(
     prepared: &Prepared,
     cell: &Cell,
     distinct: &mut HashSet<u64>,
-) -> Result<CellPlan, PromptError> {
+) -> Result<(CellPlan, Sent), PromptError> {
     let settings = &cell.settings;
     let labeler = prepared.experiment.labeler(&settings.labeler);
     let rationale_cap = u64::from(match labeler {
@@ -196,7 +195,7 @@ fn plan_cell(
             );
         }
     }
-    Ok(CellPlan {
+    let plan = CellPlan {
         name: cell.name.clone(),
         id: cell.id.clone(),
         settings: settings.clone(),
@@ -206,8 +205,8 @@ fn plan_cell(
         prompt_tokens: all.prompt_tokens,
         max_completion_tokens: all.completion_tokens,
         max_cost: all.cost,
-        first_asked,
-    })
+    };
+    Ok((plan, first_asked))
 }
 
 impl Plan {
