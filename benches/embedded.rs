@@ -15,16 +15,19 @@
 //! Models are pulled into the model cache (`$RLAIF_HOME`) if missing; llama-cpp-python
 //! must be installed (the tests install it). Run with `cargo bench --bench embedded`.
 
+#[path = "support/prompts.rs"]
+mod prompts;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use prompts::{decoding_inputs, model_file, prefill_tokens, table_two_prompts};
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::Engine;
 use rlaif::embedded::model::{Model, Sequence};
-use rlaif::prompt::Order;
 use serde_json::json;
 
 const LADDER: [&str; 4] = [
@@ -109,66 +112,6 @@ impl Drop for LlamaPeer {
     }
 }
 
-fn model_file(name: &str) -> PathBuf {
-    let mut progress = rlaif::models::ConsoleProgress::new(false);
-    rlaif::models::ensure(name, &mut progress).expect("the model can be pulled")
-}
-
-fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
-}
-
-/// The Table-2 grid on 50 high-confidence TL;DR pairs: per cell, the scoring prompts of
-/// every pair in both orders, in the order the runner sends them.
-fn table_two_prompts() -> Vec<Vec<String>> {
-    let comparisons = shared_data().join("openai-tldr-comparisons/comparisons.jsonl");
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let yaml = format!(
-        "name: bench-table-two\n\
-         task: summarization\n\
-         dataset: {{ format: tldr, path: {path}, high_confidence: true, split: {{ holdout: 0.1, keep: rest }}, limit: 50, seed: 7 }}\n\
-         exemplars: {{ format: tldr, path: {path}, high_confidence: true, split: {{ holdout: 0.1, keep: holdout }} }}\n\
-         labelers:\n\
-         \x20 small: {{ backend: simulated }}\n\
-         grid:\n\
-         \x20 preamble: [base, detailed]\n\
-         \x20 few_shot: [0, 1, 2]\n",
-        path = comparisons.display()
-    );
-    let file = dir.path().join("grid.yaml");
-    std::fs::write(&file, yaml).expect("writable");
-    let prepared = rlaif::prepare::prepare(&file).expect("the bench experiment is valid");
-    prepared
-        .expansion
-        .cells
-        .iter()
-        .map(|cell| {
-            let prompts = prepared.prompts(cell).expect("renders");
-            prepared
-                .dataset
-                .examples
-                .iter()
-                .flat_map(|example| {
-                    [Order::Ab, Order::Ba].map(|order| {
-                        prompts
-                            .render(example, order)
-                            .expect("renders")
-                            .scoring_text()
-                    })
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// About 650 tokens of a real prompt.
-fn prefill_tokens(engine: &Engine, prompts: &[Vec<String>]) -> Vec<u32> {
-    let longest_cell = prompts.last().expect("cells");
-    let mut tokens = engine.prompt_tokens(&longest_cell[0]).expect("tokenizes");
-    tokens.truncate(650);
-    tokens
-}
-
 fn prefill(c: &mut Criterion) {
     let prompts = table_two_prompts();
     let mut group = c.benchmark_group("prefill");
@@ -209,12 +152,7 @@ fn decode(c: &mut Criterion) {
     for name in LADDER {
         let path = model_file(name);
         let engine = Engine::open(&ModelSource::File(path.clone()), false, true).expect("loads");
-        let tokens = prefill_tokens(&engine, &prompts);
-        // The tokens fed back are the prompt's own continuation: what is decoded does
-        // not change what a step costs.
-        let longest_cell = prompts.last().expect("cells");
-        let continuation = engine.prompt_tokens(&longest_cell[1]).expect("tokenizes");
-        let decoded: Vec<u32> = continuation[..DECODED].to_vec();
+        let (tokens, decoded) = decoding_inputs(&engine, &prompts, DECODED);
         let model: &Model = engine.model();
         let mut sequence = Sequence::default();
         model.extend(&mut sequence, &tokens).expect("evaluates");

@@ -20,6 +20,7 @@ mod models;
 use std::path::{Path, PathBuf};
 
 use llama_oracle::LlamaOracle;
+use rlaif::backend::GenerateRequest;
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::{Engine, log_softmax};
 use rlaif::embedded::model::{Model, Sequence};
@@ -203,6 +204,61 @@ fn reused_state_gives_the_logits_of_a_fresh_evaluation() {
         gap < 1e-3,
         "after growing token by token the log-probs differ by {gap}"
     );
+}
+
+/// Samples of one prompt decoded together in a batch must be the samples decoded one
+/// at a time, token for token, including those that end early and leave the batch.
+/// Gemma 3 decodes past its 512-token sliding window.
+fn samples_decoded_together_match_samples_decoded_alone(name: &str) {
+    let path = models::model_path(name);
+    let mut engine = Engine::open(&ModelSource::File(path), false, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = tldr_prompts(dir.path()).swap_remove(0);
+    let requests: Vec<GenerateRequest> = (0..6)
+        .map(|sample| GenerateRequest {
+            prompt: prompt.clone(),
+            max_tokens: 24,
+            temperature: 1.0,
+            top_k: 40,
+            sample,
+            seed: 11,
+            stop: vec!["\n\n".to_owned()],
+        })
+        .collect();
+    let together = engine.generate_samples(&requests).unwrap();
+    let alone: Vec<_> = requests
+        .iter()
+        .map(|request| {
+            engine.reset();
+            engine.generate(request).unwrap()
+        })
+        .collect();
+    for (sample, (together, alone)) in together.iter().zip(&alone).enumerate() {
+        assert_eq!(together.text, alone.text, "sample {sample} of {name}");
+        assert_eq!(together.usage, alone.usage, "sample {sample} of {name}");
+        assert_eq!(
+            together.finish_reason, alone.finish_reason,
+            "sample {sample} of {name}"
+        );
+    }
+    let lengths: Vec<u64> = alone.iter().map(|g| g.usage.completion_tokens).collect();
+    assert!(
+        lengths.iter().any(|&n| n < 24) && lengths.iter().any(|&n| n > 1),
+        "some samples leave the batch early and some decode on: {lengths:?}"
+    );
+    let distinct: std::collections::BTreeSet<&str> =
+        alone.iter().map(|g| g.text.as_str()).collect();
+    assert!(distinct.len() > 1, "the samples differ: {distinct:?}");
+}
+
+#[test]
+fn smollm2_samples_decoded_together_match_samples_decoded_alone() {
+    samples_decoded_together_match_samples_decoded_alone("smollm2-135m");
+}
+
+#[test]
+fn gemma3_samples_decoded_together_match_samples_decoded_alone() {
+    samples_decoded_together_match_samples_decoded_alone("gemma3-270m");
 }
 
 /// Gemma 3 uses GELU(tanh) in its feed-forward gate; a SiLU there still gives fluent

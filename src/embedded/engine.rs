@@ -143,51 +143,168 @@ impl Engine {
     }
 
     pub fn generate(&mut self, request: &GenerateRequest) -> Result<Generation, CallError> {
-        let mut tokens = self.prompt_tokens(&request.prompt)?;
-        let prompt_tokens = tokens.len();
-        let mut random = SplitMix64::new(
-            request.seed ^ u64::from(request.sample).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let mut generated = Vec::new();
-        let mut text = String::new();
-        let mut finish = "length";
-        let mut logits = self.evaluate(&tokens)?;
-        while generated.len() < request.max_tokens as usize {
-            let next = pick(&logits, request.temperature, request.top_k, &mut random);
-            if self.tokenizer.is_end_of_generation(next) {
-                finish = "stop";
-                break;
-            }
-            generated.push(next);
-            text = self.tokenizer.decode(&generated);
-            if let Some(at) = request
-                .stop
-                .iter()
-                .filter_map(|stop| text.find(stop.as_str()))
-                .min()
-            {
-                text.truncate(at);
-                finish = "stop";
-                break;
-            }
-            if tokens.len() + 1 >= self.model.context() {
-                break;
-            }
-            tokens.push(next);
-            logits = self
+        let tokens = self.prompt_tokens(&request.prompt)?;
+        let mut sample = Sampling::new(request, tokens.len());
+        let logits = self.evaluate(&tokens)?;
+        self.advance(&mut sample, &logits);
+        while let Some(next) = sample.next {
+            let logits = self
                 .model
                 .decode(&mut self.sequence, next)
                 .map_err(model_error)?;
+            self.advance(&mut sample, &logits);
         }
-        Ok(Generation {
-            text,
-            usage: Usage {
-                prompt_tokens: prompt_tokens as u64,
-                completion_tokens: generated.len() as u64,
-            },
-            finish_reason: Some(finish.to_owned()),
-        })
+        Ok(sample.finish())
     }
+
+    /// Generates every request of `requests`, which differ only in their sample index
+    /// (the samples of one prompt), together: the prompt is computed once and the
+    /// samples then advance one token each per step of a batch. Each answer is the one
+    /// [`Engine::generate`] gives that request alone.
+    pub fn generate_samples(
+        &mut self,
+        requests: &[GenerateRequest],
+    ) -> Result<Vec<Generation>, CallError> {
+        let Some(first) = requests.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(other) = requests.iter().find(|r| !same_but_sample(first, r)) {
+            return Err(CallError::Unsupported {
+                message: format!(
+                    "samples decoded together must differ only in their sample index (sample {} does not)",
+                    other.sample
+                ),
+            });
+        }
+        let tokens = self.prompt_tokens(&first.prompt)?;
+        let logits = self.evaluate(&tokens)?;
+        let mut samples: Vec<Sampling> = requests
+            .iter()
+            .map(|request| Sampling::new(request, tokens.len()))
+            .collect();
+        for sample in &mut samples {
+            self.advance(sample, &logits);
+        }
+        // Rows of the batch, by index into `samples`.
+        let mut rows: Vec<usize> = (0..samples.len())
+            .filter(|&index| samples[index].next.is_some())
+            .collect();
+        if !rows.is_empty() {
+            let mut batch = self
+                .model
+                .fork(&self.sequence, rows.len())
+                .map_err(model_error)?;
+            while !rows.is_empty() {
+                let next: Vec<u32> = rows
+                    .iter()
+                    .map(|&index| samples[index].next.expect("a row has a token to feed"))
+                    .collect();
+                let logits = self
+                    .model
+                    .decode_batch(&mut batch, &next)
+                    .map_err(model_error)?;
+                for (&index, logits) in rows.iter().zip(&logits) {
+                    self.advance(&mut samples[index], logits);
+                }
+                let keep: Vec<bool> = rows
+                    .iter()
+                    .map(|&index| samples[index].next.is_some())
+                    .collect();
+                batch.retain(&keep).map_err(compute_error)?;
+                rows.retain(|&index| samples[index].next.is_some());
+            }
+        }
+        Ok(samples.into_iter().map(Sampling::finish).collect())
+    }
+
+    /// One step of generation for `sample`, given the logits after its text so
+    /// far: picks the next token, and either ends the sample or leaves the token in
+    /// `next` to be fed.
+    fn advance(&self, sample: &mut Sampling, logits: &[f32]) {
+        sample.next = None;
+        if sample.generated.len() >= sample.max_tokens {
+            return;
+        }
+        let next = pick(logits, sample.temperature, sample.top_k, &mut sample.random);
+        if self.tokenizer.is_end_of_generation(next) {
+            sample.finish = "stop";
+            return;
+        }
+        sample.generated.push(next);
+        sample.text = self.tokenizer.decode(&sample.generated);
+        if let Some(at) = sample
+            .stop
+            .iter()
+            .filter_map(|stop| sample.text.find(stop.as_str()))
+            .min()
+        {
+            sample.text.truncate(at);
+            sample.finish = "stop";
+            return;
+        }
+        if sample.prompt_tokens + sample.generated.len() >= self.model.context() {
+            return;
+        }
+        sample.next = Some(next);
+    }
+}
+
+/// Whether two generation requests differ at most in their sample index.
+fn same_but_sample(a: &GenerateRequest, b: &GenerateRequest) -> bool {
+    a.prompt == b.prompt
+        && a.max_tokens == b.max_tokens
+        && a.temperature == b.temperature
+        && a.top_k == b.top_k
+        && a.seed == b.seed
+        && a.stop == b.stop
+}
+
+/// One sample being generated in a batch.
+struct Sampling {
+    random: SplitMix64,
+    max_tokens: usize,
+    temperature: f64,
+    top_k: u32,
+    stop: Vec<String>,
+    prompt_tokens: usize,
+    generated: Vec<u32>,
+    text: String,
+    finish: &'static str,
+    /// The token to feed next; `None` once the sample has ended.
+    next: Option<u32>,
+}
+
+impl Sampling {
+    fn new(request: &GenerateRequest, prompt_tokens: usize) -> Sampling {
+        Sampling {
+            random: sample_random(request),
+            max_tokens: request.max_tokens as usize,
+            temperature: request.temperature,
+            top_k: request.top_k,
+            stop: request.stop.clone(),
+            prompt_tokens,
+            generated: Vec::new(),
+            text: String::new(),
+            finish: "length",
+            next: None,
+        }
+    }
+
+    fn finish(self) -> Generation {
+        Generation {
+            text: self.text,
+            usage: Usage {
+                prompt_tokens: self.prompt_tokens as u64,
+                completion_tokens: self.generated.len() as u64,
+            },
+            finish_reason: Some(self.finish.to_owned()),
+        }
+    }
+}
+
+/// A sample's own random stream: the same whether it is generated alone or in a batch.
+fn sample_random(request: &GenerateRequest) -> SplitMix64 {
+    SplitMix64::new(request.seed ^ u64::from(request.sample).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// The GGUF's chat template, rendered for one user message.

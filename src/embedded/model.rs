@@ -96,13 +96,21 @@ impl Weight {
         Ok(Weight::Dense { weights, decode })
     }
 
-    /// One row at a time while sampling: the fastest form held.
+    /// While sampling (one row, or one per sample of a batch): the fastest form held.
+    /// Rows are computed independently, so that a sample's numbers do not depend on
+    /// the rows it is batched with.
     fn forward_decode(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Weight::Dense {
                 decode: Some(decode),
                 ..
             } => decode.forward(x),
+            Weight::Dense { decode: None, .. } if x.dims()[0] > 1 => {
+                let rows = (0..x.dims()[0])
+                    .map(|row| self.forward(&x.narrow(0, row, 1)?))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::cat(&rows, 0)
+            }
             _ => self.forward(x),
         }
     }
@@ -111,6 +119,19 @@ impl Weight {
         match self {
             Weight::Quantized(quantized) => quantized.forward(x),
             Weight::Dense { weights, .. } => x.matmul(&weights.t()?),
+        }
+    }
+
+    /// `forward` of each row of `x`, as that row alone would get it. A quantized
+    /// product computes rows independently, so all go at once; a dense one sums in
+    /// another order when it has more rows, so it gets one row at a time.
+    fn forward_rows(&self, x: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
+        let to_rows = |y: Tensor| y.to_dtype(DType::F32)?.to_vec2::<f32>();
+        match self {
+            Weight::Quantized(_) => to_rows(self.forward(x)?),
+            Weight::Dense { .. } => (0..x.dims()[0])
+                .map(|row| Ok(to_rows(self.forward(&x.narrow(0, row, 1)?)?)?.remove(0)))
+                .collect(),
         }
     }
 }
@@ -237,6 +258,58 @@ impl Sequence {
         self.tokens.truncate(len);
         if len == 0 {
             self.cache.iter_mut().for_each(|entry| *entry = None);
+        }
+        Ok(())
+    }
+}
+
+/// The key/value state of several sequences that share a prefix and then advance
+/// together, one token each per step: the samples of one prompt. Each step multiplies
+/// every weight matrix once for all of them, where decoding them one after another
+/// would read every matrix once per sample.
+#[derive(Debug)]
+pub struct Batch {
+    rows: usize,
+    len: usize,
+    /// Per layer, keys and values shaped `[rows * kv_heads, capacity, head_dim]`: row
+    /// `r`'s heads are `r * kv_heads..(r + 1) * kv_heads`.
+    cache: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Batch {
+    /// The sequences still in the batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Drops the rows whose `keep` is false, keeping the others in order.
+    pub fn retain(&mut self, keep: &[bool]) -> candle_core::Result<()> {
+        if keep.iter().all(|&kept| kept) {
+            return Ok(());
+        }
+        let Some(Some((first, _))) = self.cache.first() else {
+            self.rows = keep.iter().filter(|&&kept| kept).count();
+            return Ok(());
+        };
+        let kv_heads = first.dims()[0] / self.rows;
+        let heads: Vec<u32> = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, kept)| **kept)
+            .flat_map(|(row, _)| (row * kv_heads..(row + 1) * kv_heads).map(|h| h as u32))
+            .collect();
+        self.rows = heads.len() / kv_heads;
+        if heads.is_empty() {
+            self.cache.iter_mut().for_each(|entry| *entry = None);
+            return Ok(());
+        }
+        let heads = Tensor::new(heads.as_slice(), &Device::Cpu)?;
+        for entry in self.cache.iter_mut().flatten() {
+            // The whole storage, so that the kept rows keep their room to grow.
+            *entry = (
+                entry.0.index_select(&heads, 0)?,
+                entry.1.index_select(&heads, 0)?,
+            );
         }
         Ok(())
     }
@@ -390,6 +463,58 @@ impl Model {
         self.extend_with(sequence, &[token], true)
     }
 
+    /// `rows` copies of `sequence`, to be extended together by [`Model::decode_batch`].
+    pub fn fork(&self, sequence: &Sequence, rows: usize) -> Result<Batch, ModelError> {
+        let len = sequence.tokens.len();
+        let mut cache = Vec::with_capacity(sequence.cache.len());
+        for entry in &sequence.cache {
+            cache.push(match entry {
+                Some((k, v)) if len > 0 => {
+                    let k = k.narrow(1, 0, len)?;
+                    let v = v.narrow(1, 0, len)?;
+                    Some((
+                        Tensor::cat(&vec![&k; rows], 0)?,
+                        Tensor::cat(&vec![&v; rows], 0)?,
+                    ))
+                }
+                _ => None,
+            });
+        }
+        Ok(Batch { rows, len, cache })
+    }
+
+    /// Extends each row of `batch` by its sampled token (`tokens[row]`) and returns each
+    /// row's next logits. A row's numbers are those [`Model::decode`] gives its sequence
+    /// alone: every operation works row by row, so what a sample says does not depend on
+    /// the samples it was decoded with.
+    pub fn decode_batch(
+        &self,
+        batch: &mut Batch,
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        if tokens.len() != batch.rows {
+            return Err(ModelError::Compute(candle_core::Error::Msg(format!(
+                "{} tokens for a batch of {} rows",
+                tokens.len(),
+                batch.rows
+            ))));
+        }
+        if batch.len + 1 > self.context() {
+            return Err(ModelError::TooLong {
+                tokens: batch.len + 1,
+                context: self.context(),
+            });
+        }
+        if batch.cache.len() != self.layers.len() {
+            batch.cache = vec![None; self.layers.len()];
+        }
+        let hidden = self.forward(&mut batch.cache, batch.len, batch.rows, tokens, true)?;
+        batch.len += 1;
+        let eps = self.hyper.norm_eps as f32;
+        let normed = candle_nn::ops::rms_norm(&hidden, &self.output_norm, eps)?;
+        Ok(self.output.forward_rows(&normed)?)
+    }
+
     fn extend_with(
         &self,
         sequence: &mut Sequence,
@@ -424,6 +549,27 @@ impl Model {
     ) -> Result<Vec<f32>, ModelError> {
         let start = sequence.tokens.len();
         let count = tokens.len();
+        let hidden = self.forward(&mut sequence.cache, start, 1, tokens, decoding)?;
+        sequence.tokens.extend_from_slice(tokens);
+        let last = hidden.narrow(0, count - 1, 1)?;
+        let eps = self.hyper.norm_eps as f32;
+        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
+        let logits = self.output.forward(&last)?;
+        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// The layers over `rows` sequences of equal length `start`, each extended by
+    /// `tokens.len() / rows` tokens (`tokens` row after row): the final hidden states,
+    /// one row per new token.
+    fn forward(
+        &self,
+        cache: &mut [Option<(Tensor, Tensor)>],
+        start: usize,
+        rows: usize,
+        tokens: &[u32],
+        decoding: bool,
+    ) -> candle_core::Result<Tensor> {
+        let count = tokens.len() / rows;
         let ids = Tensor::new(tokens, &Device::Cpu)?;
         let mut hidden = self.embedding.embedding(&ids)?;
         if let Some(scale) = self.embedding_scale {
@@ -437,13 +583,14 @@ impl Model {
             .sliding_window
             .map(|window| causal_mask(start, count, Some(window)))
             .transpose()?;
-        for (layer, cache) in self.layers.iter().zip(&mut sequence.cache) {
+        let shape = Shape { rows, count, start };
+        for (layer, cache) in self.layers.iter().zip(cache.iter_mut()) {
             let normed = candle_nn::ops::rms_norm(&hidden, &layer.attn_norm, eps)?;
             let mask = match (&sliding_mask, layer.sliding) {
                 (Some(sliding), true) => sliding,
                 _ => &global_mask,
             };
-            let mut attended = self.attention(layer, &normed, cache, start, mask, decoding)?;
+            let mut attended = self.attention(layer, &normed, cache, shape, mask, decoding)?;
             if let Some(norm) = &layer.post_attn_norm {
                 attended = candle_nn::ops::rms_norm(&attended, norm, eps)?;
             }
@@ -461,29 +608,25 @@ impl Model {
             }
             hidden = (hidden + fed)?;
         }
-        sequence.tokens.extend_from_slice(tokens);
-        let last = hidden.narrow(0, count - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
-        let logits = self.output.forward(&last)?;
-        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?)
+        Ok(hidden)
     }
 
-    /// Self-attention of `count` new tokens at positions `start..` over the cached ones.
+    /// Self-attention of `count` new tokens per row, at positions `start..`, over each
+    /// row's cached ones.
     fn attention(
         &self,
         layer: &Layer,
         x: &Tensor,
         cache: &mut Option<(Tensor, Tensor)>,
-        start: usize,
+        Shape { rows, count, start }: Shape,
         mask: &Tensor,
         decoding: bool,
     ) -> candle_core::Result<Tensor> {
         let hyper = &self.hyper;
-        let (count, _) = x.dims2()?;
         let (heads, kv_heads, head_dim) = (hyper.heads, hyper.kv_heads, hyper.head_dim);
         let heads_first = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
-            t.reshape((count, n, head_dim))?
-                .transpose(0, 1)?
+            t.reshape((rows, count, n, head_dim))?
+                .transpose(1, 2)?
                 .contiguous()
         };
         let mut q = heads_first(layer.q.forward(x, decoding)?, heads)?;
@@ -504,34 +647,45 @@ impl Model {
         let (q, k) = match hyper.architecture {
             // GGUF conversion permutes llama's query and key rows for interleaved rotation.
             Architecture::Llama => (
-                candle_nn::rotary_emb::rope_i(&q.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
-                candle_nn::rotary_emb::rope_i(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+                candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
+                candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
             ),
             Architecture::Qwen2 | Architecture::Gemma3 => (
-                candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
-                candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?,
+                candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
+                candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
             ),
         };
+        let k = k.reshape((rows * kv_heads, count, head_dim))?;
+        let v = v.reshape((rows * kv_heads, count, head_dim))?;
         let (k, v) = store(cache, &k, &v, start)?;
         let total = start + count;
         let group = heads / kv_heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
         // Query heads that share a key head are stacked, one matmul per key head.
-        let q = (q.reshape((kv_heads, group * count, head_dim))? * scale)?;
+        let q = (q.reshape((rows * kv_heads, group * count, head_dim))? * scale)?;
         let scores = q.matmul(&k.t()?)?;
         let scores = scores
-            .reshape((kv_heads, group, count, total))?
+            .reshape((rows * kv_heads, group, count, total))?
             .broadcast_add(mask)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = weights
-            .reshape((kv_heads, group * count, total))?
+            .reshape((rows * kv_heads, group * count, total))?
             .matmul(&v)?;
         let out = out
-            .reshape((heads, count, head_dim))?
-            .transpose(0, 1)?
-            .reshape((count, heads * head_dim))?;
+            .reshape((rows, heads, count, head_dim))?
+            .transpose(1, 2)?
+            .reshape((rows * count, heads * head_dim))?;
         layer.o.forward(&out, decoding)
     }
+}
+
+/// How a forward pass is laid out: `rows` sequences, each `start` tokens long before
+/// and extended by `count`.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    rows: usize,
+    count: usize,
+    start: usize,
 }
 
 /// GELU(tanh) of `gate` times `up`, computed as llama.cpp computes it on the CPU: the
