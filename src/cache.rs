@@ -373,6 +373,87 @@ impl CachedLabeler {
             .get_or_call(&key, self.labeler.generate(request, truth))
             .await
     }
+
+    /// The samples of one prompt (see [`Labeler::generate_samples`]), one answer per
+    /// request in order: those stored come from the store, and the rest from one call
+    /// that takes them together and whose answers are then stored. Unlike single calls,
+    /// these are not coalesced with identical calls in flight: a labeler that takes
+    /// samples together serves one call at a time.
+    pub async fn generate_samples(
+        &self,
+        requests: &[GenerateRequest],
+        truth: &Truth,
+    ) -> Result<Vec<Answered<Generation>>, CallError> {
+        let identity = self.labeler.identity();
+        let digests: Vec<String> = requests
+            .iter()
+            .map(|request| {
+                CacheKey {
+                    identity,
+                    kind: "generate",
+                    request,
+                }
+                .digest()
+            })
+            .collect();
+        let mut answers: Vec<Option<Answered<Generation>>> = digests
+            .iter()
+            .map(|digest| {
+                let answer = self.cache.lookup(digest).and_then(|text| decode(&text))?;
+                Some(Answered {
+                    answer,
+                    origin: Origin::Cache,
+                    key: digest.clone(),
+                })
+            })
+            .collect();
+        // Each missing call once, even if requests repeat it.
+        let mut missing: Vec<usize> = Vec::new();
+        for (index, answer) in answers.iter().enumerate() {
+            if answer.is_none() && !missing.iter().any(|&m| digests[m] == digests[index]) {
+                missing.push(index);
+            }
+        }
+        if !missing.is_empty() {
+            let asked: Vec<GenerateRequest> = missing
+                .iter()
+                .map(|&index| requests[index].clone())
+                .collect();
+            let counted = InFlight::start(&self.cache.calls_in_flight);
+            let generated = self.labeler.generate_samples(&asked, truth).await;
+            drop(counted);
+            let generated = generated?;
+            if generated.len() != asked.len() {
+                return Err(CallError::Malformed {
+                    server: identity.to_owned(),
+                    message: format!("{} answers to {} samples", generated.len(), asked.len()),
+                });
+            }
+            for (&index, answer) in missing.iter().zip(generated) {
+                let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
+                self.cache
+                    .store(&digests[index], identity, "generate", &text);
+                // A repeat of the call is answered by it, as a coalesced call is.
+                for (at, (slot, digest)) in answers.iter_mut().zip(&digests).enumerate() {
+                    if slot.is_none() && *digest == digests[index] {
+                        *slot = Some(Answered {
+                            answer: answer.clone(),
+                            origin: if at == index {
+                                Origin::Backend
+                            } else {
+                                Origin::Cache
+                            },
+                            key: digest.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.expect("every request is answered"))
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -394,6 +475,7 @@ mod tests {
                 logprobs: true,
                 sampling: true,
                 parsed: false,
+                batches_samples: false,
             }
         }
         fn preflight(&self) -> BoxFuture<'_, Result<(), CallError>> {
@@ -420,11 +502,87 @@ mod tests {
         }
         fn generate<'a>(
             &'a self,
-            _request: &'a GenerateRequest,
+            request: &'a GenerateRequest,
             _truth: &'a Truth,
         ) -> BoxFuture<'a, Result<Generation, CallError>> {
-            Box::pin(async { Err(CallError::Cancelled) })
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                Ok(Generation {
+                    text: format!("{} #{}", request.prompt, request.sample),
+                    usage: Usage::default(),
+                    finish_reason: None,
+                })
+            })
         }
+    }
+
+    fn samples(prompt: &str, samples: &[u32]) -> Vec<GenerateRequest> {
+        samples
+            .iter()
+            .map(|&sample| GenerateRequest {
+                prompt: prompt.to_owned(),
+                max_tokens: 8,
+                temperature: 0.7,
+                top_k: 40,
+                sample,
+                seed: 1,
+                stop: vec![],
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn samples_taken_together_pay_only_for_those_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Counting::default());
+        let cache = Arc::new(Cache::open(&dir.path().join("c.sqlite")).unwrap());
+        let labeler = CachedLabeler::new(backend.clone(), cache);
+        let truth = Truth::default();
+        let origins = |answers: &[Answered<Generation>]| -> Vec<Origin> {
+            answers.iter().map(|answer| answer.origin).collect()
+        };
+
+        let first = labeler
+            .generate_samples(&samples("p", &[0, 1]), &truth)
+            .await
+            .unwrap();
+        assert_eq!(origins(&first), [Origin::Backend, Origin::Backend]);
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 2);
+
+        // Four samples where two were paid for: two calls more, answers in order.
+        let second = labeler
+            .generate_samples(&samples("p", &[0, 1, 2, 3]), &truth)
+            .await
+            .unwrap();
+        assert_eq!(
+            origins(&second),
+            [
+                Origin::Cache,
+                Origin::Cache,
+                Origin::Backend,
+                Origin::Backend
+            ]
+        );
+        let texts: Vec<&str> = second.iter().map(|a| a.answer.text.as_str()).collect();
+        assert_eq!(texts, ["p #0", "p #1", "p #2", "p #3"]);
+        assert_eq!(second[1].key, first[1].key);
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 4);
+
+        // The same request twice is one call, the repeat answered by it.
+        let repeated = labeler
+            .generate_samples(&samples("q", &[5, 5]), &truth)
+            .await
+            .unwrap();
+        assert_eq!(origins(&repeated), [Origin::Backend, Origin::Cache]);
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 5);
+
+        // Stored one by one: a single call finds a sample taken together.
+        let single = labeler
+            .generate(&samples("p", &[3])[0], &truth)
+            .await
+            .unwrap();
+        assert_eq!(single.origin, Origin::Cache);
+        assert_eq!(single.answer.text, "p #3");
     }
 
     fn request(prompt: &str) -> ScoreRequest {

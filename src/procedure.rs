@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{CallError, GenerateRequest, ScoreRequest, Scored, Truth, Usage};
+use crate::backend::{CallError, GenerateRequest, Generation, ScoreRequest, Scored, Truth, Usage};
 use crate::cache::{Answered, CachedLabeler, Origin};
 use crate::data::{Example, Label};
 use crate::fingerprint;
@@ -239,12 +239,16 @@ impl Procedure<'_> {
         };
         let steps = if self.cell.settings.cot {
             let count = self.cell.settings.self_consistency.samples;
-            // Every sample runs to its end even if one fails, so that what was paid for
-            // is cached and counted.
-            let samples = (0..count)
-                .map(|sample| self.cot_sample(&prompt, sample, &truth))
-                .collect();
-            all(self.sequential, samples).await
+            if count > 1 && self.labeler.labeler().capabilities().batches_samples {
+                self.cot_samples_together(&prompt, count, &truth).await
+            } else {
+                // Every sample runs to its end even if one fails, so that what was paid
+                // for is cached and counted.
+                let samples = (0..count)
+                    .map(|sample| self.cot_sample(&prompt, sample, &truth))
+                    .collect();
+                all(self.sequential, samples).await
+            }
         } else {
             vec![self.score(prompt.scoring_text(), None, &truth).await]
         };
@@ -277,9 +281,40 @@ impl Procedure<'_> {
         sample: u32,
         truth: &Truth,
     ) -> Step<SampleJudgment> {
+        let request = self.rationale_request(prompt, sample);
+        match self.labeler.generate(&request, truth).await {
+            Ok(generated) => self.score_after(prompt, generated, truth).await,
+            Err(error) => (Err(failure(&error)), Cost::default()),
+        }
+    }
+
+    /// Every sample's rationale from one call to a labeler that decodes them together,
+    /// then each sample scored after its rationale.
+    async fn cot_samples_together(
+        &self,
+        prompt: &Prompt,
+        count: u32,
+        truth: &Truth,
+    ) -> Vec<Step<SampleJudgment>> {
+        let requests: Vec<GenerateRequest> = (0..count)
+            .map(|sample| self.rationale_request(prompt, sample))
+            .collect();
+        match self.labeler.generate_samples(&requests, truth).await {
+            Ok(generated) => {
+                let scored = generated
+                    .into_iter()
+                    .map(|generated| self.score_after(prompt, generated, truth))
+                    .collect();
+                all(self.sequential, scored).await
+            }
+            Err(error) => vec![(Err(failure(&error)), Cost::default())],
+        }
+    }
+
+    fn rationale_request(&self, prompt: &Prompt, sample: u32) -> GenerateRequest {
         let sc = self.cell.settings.self_consistency;
         let greedy = sc.temperature == 0.0;
-        let request = GenerateRequest {
+        GenerateRequest {
             prompt: prompt.generation_text().unwrap_or_default(),
             max_tokens: self.max_rationale_tokens,
             temperature: sc.temperature,
@@ -289,11 +324,16 @@ impl Procedure<'_> {
             sample: if greedy { 0 } else { sample },
             seed: if greedy { 0 } else { self.seed },
             stop: vec![prompt.ending.clone()],
-        };
-        let generated = match self.labeler.generate(&request, truth).await {
-            Ok(generated) => generated,
-            Err(error) => return (Err(failure(&error)), Cost::default()),
-        };
+        }
+    }
+
+    /// Scores the preference after a generated rationale; the step costs both calls.
+    async fn score_after(
+        &self,
+        prompt: &Prompt,
+        generated: Answered<Generation>,
+        truth: &Truth,
+    ) -> Step<SampleJudgment> {
         let rationale = prompt.clean_rationale(&generated.answer.text).to_owned();
         let text = prompt.scoring_text_after(&rationale);
         let (judged, mut cost) = self.score(text, Some(rationale), truth).await;

@@ -247,6 +247,69 @@ fn extending_the_grid_reuses_the_cache() {
     assert!(newer["calls_from_cache"].as_u64().unwrap() > 0);
 }
 
+/// Self-consistency samples go to the labeler together (the simulated labeler takes
+/// them in one call, as the embedded one does): each is still cached on its own, so
+/// asking for more samples pays only for the new ones.
+#[test]
+fn more_samples_pay_only_for_the_new_ones() {
+    let yaml = "\
+name: sc
+task: summarization
+dataset: { format: pairs, path: {fixtures}/pairs.jsonl }
+labelers:
+  good: { backend: simulated, accuracy: 0.9, seed: 1 }
+grid:
+  cot: [true]
+  self_consistency: [{ samples: 4, temperature: 0.7 }]
+";
+    let workspace = Workspace::new(yaml);
+    assert_success(&workspace.run(&[]));
+    // 8 pairs x 2 orders x 4 samples, each a rationale and a score after it.
+    let first = json(&workspace.run_dirs("sc")[0].join("manifest.json"));
+    assert_eq!(first["calls_made"], 128);
+
+    let more = std::fs::read_to_string(&workspace.file)
+        .unwrap()
+        .replace("samples: 4", "samples: 6");
+    std::fs::write(&workspace.file, more).unwrap();
+    assert_success(&workspace.run(&[]));
+    let dirs = workspace.run_dirs("sc");
+    assert_eq!(
+        dirs.len(),
+        2,
+        "more samples make another cell, so another run"
+    );
+    let second = dirs
+        .iter()
+        .map(|dir| json(&dir.join("manifest.json")))
+        .find(|manifest| manifest["calls_made"] != 128)
+        .unwrap();
+    assert_eq!(second["calls_made"], 64, "samples 4 and 5 of every order");
+    assert_eq!(second["calls_from_cache"], 128);
+
+    // Every order carries its six samples in order, each with its own rationale.
+    let judgments = dirs
+        .iter()
+        .map(|dir| std::fs::read_to_string(dir.join("judgments.jsonl")).unwrap())
+        .find(|text| text.contains("rationale 5"))
+        .unwrap();
+    for line in judgments.lines() {
+        let judgment: Value = serde_json::from_str(line).unwrap();
+        for order in judgment["orders"].as_array().unwrap() {
+            let rationales: Vec<&str> = order["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|sample| sample["rationale"].as_str().unwrap())
+                .collect();
+            let expected: Vec<String> = (0..6)
+                .map(|sample| format!(" Simulated rationale {sample} (temperature 0.7)."))
+                .collect();
+            assert_eq!(rationales, expected);
+        }
+    }
+}
+
 #[test]
 fn fresh_starts_a_new_run_folder() {
     let workspace = Workspace::new(SIMULATED);

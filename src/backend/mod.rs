@@ -34,6 +34,9 @@ pub struct Capabilities {
     pub sampling: bool,
     /// Scores by sampling answers and counting them (for servers without log-probs).
     pub parsed: bool,
+    /// Takes the samples of one prompt in one call ([`Labeler::generate_samples`]):
+    /// the embedded labeler decodes them together, faster than one after another.
+    pub batches_samples: bool,
 }
 
 /// Ask for the alternatives of the one token that follows `prompt`.
@@ -191,6 +194,23 @@ pub trait Labeler: Send + Sync + std::fmt::Debug {
         request: &'a GenerateRequest,
         truth: &'a Truth,
     ) -> BoxFuture<'a, Result<Generation, CallError>>;
+
+    /// Generates `requests`, the samples of one prompt (they differ only in `sample`),
+    /// one answer per request in order. A labeler that says `batches_samples` decodes
+    /// them together; the others answer them one after another.
+    fn generate_samples<'a>(
+        &'a self,
+        requests: &'a [GenerateRequest],
+        truth: &'a Truth,
+    ) -> BoxFuture<'a, Result<Vec<Generation>, CallError>> {
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(requests.len());
+            for request in requests {
+                answers.push(self.generate(request, truth).await?);
+            }
+            Ok(answers)
+        })
+    }
 }
 
 /// Why a labeler could not be built.

@@ -661,6 +661,7 @@ impl Labeler for OpenAi {
             logprobs: self.mode == Mode::Logprobs,
             sampling: true,
             parsed: self.mode == Mode::Parsed,
+            batches_samples: false,
         }
     }
 

@@ -73,6 +73,9 @@ impl Labeler for Simulated {
             logprobs: true,
             sampling: true,
             parsed: false,
+            // As the embedded labeler does, so that runs tested without a model take
+            // the samples' one-call path.
+            batches_samples: true,
         }
     }
 

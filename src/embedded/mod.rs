@@ -38,6 +38,10 @@ enum Job {
         GenerateRequest,
         oneshot::Sender<Result<Generation, CallError>>,
     ),
+    GenerateSamples(
+        Vec<GenerateRequest>,
+        oneshot::Sender<Result<Vec<Generation>, CallError>>,
+    ),
 }
 
 /// An in-process labeler.
@@ -122,6 +126,11 @@ fn work(source: &ModelSource, chat: bool, quiet: bool, jobs: &mpsc::Receiver<Job
                     .and_then(|()| engine.as_mut().expect("loaded").generate(&request));
                 let _ = reply.send(answer);
             }
+            Job::GenerateSamples(requests, reply) => {
+                let answer = load(&mut engine)
+                    .and_then(|()| engine.as_mut().expect("loaded").generate_samples(&requests));
+                let _ = reply.send(answer);
+            }
         }
     }
 }
@@ -136,6 +145,7 @@ impl Labeler for Embedded {
             logprobs: true,
             sampling: true,
             parsed: false,
+            batches_samples: true,
         }
     }
 
@@ -157,5 +167,13 @@ impl Labeler for Embedded {
         _truth: &'a Truth,
     ) -> BoxFuture<'a, Result<Generation, CallError>> {
         Box::pin(self.ask(|reply| Job::Generate(request.clone(), reply)))
+    }
+
+    fn generate_samples<'a>(
+        &'a self,
+        requests: &'a [GenerateRequest],
+        _truth: &'a Truth,
+    ) -> BoxFuture<'a, Result<Vec<Generation>, CallError>> {
+        Box::pin(self.ask(|reply| Job::GenerateSamples(requests.to_vec(), reply)))
     }
 }
