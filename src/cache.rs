@@ -364,14 +364,20 @@ impl CachedLabeler {
         request: &GenerateRequest,
         truth: &Truth,
     ) -> Result<Answered<Generation>, CallError> {
-        let key = CacheKey {
+        self.cache
+            .get_or_call(
+                &self.generate_key(request),
+                self.labeler.generate(request, truth),
+            )
+            .await
+    }
+
+    fn generate_key<'r>(&'r self, request: &'r GenerateRequest) -> CacheKey<'r, GenerateRequest> {
+        CacheKey {
             identity: self.labeler.identity(),
             kind: "generate",
             request,
-        };
-        self.cache
-            .get_or_call(&key, self.labeler.generate(request, truth))
-            .await
+        }
     }
 
     /// The samples of one prompt (see [`Labeler::generate_samples`]), one answer per
@@ -387,14 +393,7 @@ impl CachedLabeler {
         let identity = self.labeler.identity();
         let digests: Vec<String> = requests
             .iter()
-            .map(|request| {
-                CacheKey {
-                    identity,
-                    kind: "generate",
-                    request,
-                }
-                .digest()
-            })
+            .map(|request| self.generate_key(request).digest())
             .collect();
         let mut answers: Vec<Option<Answered<Generation>>> = digests
             .iter()
@@ -430,9 +429,10 @@ impl CachedLabeler {
                 });
             }
             for (&index, answer) in missing.iter().zip(generated) {
+                let key = self.generate_key(&requests[index]);
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
                 self.cache
-                    .store(&digests[index], identity, "generate", &text);
+                    .store(&digests[index], key.identity, key.kind, &text);
                 // A repeat of the call is answered by it, as a coalesced call is.
                 for (at, (slot, digest)) in answers.iter_mut().zip(&digests).enumerate() {
                     if slot.is_none() && *digest == digests[index] {

@@ -105,13 +105,7 @@ impl Weight {
                 decode: Some(decode),
                 ..
             } => decode.forward(x),
-            Weight::Dense { decode: None, .. } if x.dims()[0] > 1 => {
-                let rows = (0..x.dims()[0])
-                    .map(|row| self.forward(&x.narrow(0, row, 1)?))
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                Tensor::cat(&rows, 0)
-            }
-            _ => self.forward(x),
+            _ => self.forward_by_row(x),
         }
     }
 
@@ -122,16 +116,19 @@ impl Weight {
         }
     }
 
-    /// `forward` of each row of `x`, as that row alone would get it. A quantized
-    /// product computes rows independently, so all go at once; a dense one sums in
-    /// another order when it has more rows, so it gets one row at a time.
-    fn forward_rows(&self, x: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-        let to_rows = |y: Tensor| y.to_dtype(DType::F32)?.to_vec2::<f32>();
+    /// `forward`, each row as that row alone would get it. A quantized product computes
+    /// rows independently, so all go at once; a dense one sums in another order when it
+    /// has more rows, so it gets one row at a time.
+    fn forward_by_row(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = x.dims()[0];
         match self {
-            Weight::Quantized(_) => to_rows(self.forward(x)?),
-            Weight::Dense { .. } => (0..x.dims()[0])
-                .map(|row| Ok(to_rows(self.forward(&x.narrow(0, row, 1)?)?)?.remove(0)))
-                .collect(),
+            Weight::Dense { .. } if rows > 1 => {
+                let products = (0..rows)
+                    .map(|row| self.forward(&x.narrow(0, row, 1)?))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::cat(&products, 0)
+            }
+            _ => self.forward(x),
         }
     }
 }
@@ -277,11 +274,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The sequences still in the batch.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Drops the rows whose `keep` is false, keeping the others in order.
     pub fn retain(&mut self, keep: &[bool]) -> candle_core::Result<()> {
         if keep.iter().all(|&kept| kept) {
@@ -512,7 +504,8 @@ impl Model {
         batch.len += 1;
         let eps = self.hyper.norm_eps as f32;
         let normed = candle_nn::ops::rms_norm(&hidden, &self.output_norm, eps)?;
-        Ok(self.output.forward_rows(&normed)?)
+        let logits = self.output.forward_by_row(&normed)?;
+        Ok(logits.to_dtype(DType::F32)?.to_vec2()?)
     }
 
     fn extend_with(
