@@ -395,6 +395,9 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
         !workspace.run_dir().join("run.lock").exists(),
         "the lock is released"
     );
+    let interrupted_calls = manifest["calls_made"].as_u64().unwrap();
+    let interrupted_wall = manifest["wall_seconds"].as_f64().unwrap();
+    assert_eq!(manifest["total_calls_made"], interrupted_calls);
 
     let before = labeling_calls(&server);
     assert!(
@@ -405,6 +408,27 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     // Resumed, not restarted: at most the calls in flight at Ctrl-C are sent again.
     let total = labeling_calls(&server);
     assert!(total <= 96 + 2, "{total} calls for 96 unique ones");
+
+    // The manifest states what both processes spent, not only the second.
+    let resumed: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.run_dir().join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let resumed_calls = resumed["calls_made"].as_u64().unwrap();
+    assert!(
+        resumed_calls > 0,
+        "the rest was labeled by the second process"
+    );
+    assert_eq!(
+        resumed["total_calls_made"].as_u64().unwrap(),
+        interrupted_calls + resumed_calls
+    );
+    let resumed_wall = resumed["wall_seconds"].as_f64().unwrap();
+    let total_wall = resumed["total_wall_seconds"].as_f64().unwrap();
+    assert!(
+        (total_wall - (interrupted_wall + resumed_wall)).abs() < 1e-6,
+        "{total_wall} s in all, {interrupted_wall} s + {resumed_wall} s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

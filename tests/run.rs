@@ -210,6 +210,11 @@ fn running_the_same_file_again_resumes_and_pays_nothing() {
     let run = workspace.run_dirs("sim").remove(0);
     let first = std::fs::read(run.join("summary.json")).unwrap();
     let report = std::fs::read(run.join("report.md")).unwrap();
+    let first_manifest = json(&run.join("manifest.json"));
+    assert_eq!(
+        first_manifest["total_calls_made"],
+        first_manifest["calls_made"]
+    );
 
     assert_success(&workspace.run(&[]));
     assert_eq!(workspace.run_dirs("sim").len(), 1, "the same run folder");
@@ -217,6 +222,14 @@ fn running_the_same_file_again_resumes_and_pays_nothing() {
     assert_eq!(std::fs::read(run.join("report.md")).unwrap(), report);
     let manifest = json(&run.join("manifest.json"));
     assert_eq!(manifest["calls_made"], 0);
+    assert_eq!(
+        manifest["total_calls_made"], first_manifest["calls_made"],
+        "the first process's calls still count"
+    );
+    assert!(
+        manifest["total_wall_seconds"].as_f64() >= first_manifest["wall_seconds"].as_f64(),
+        "the first process's time still counts"
+    );
     assert!(
         manifest["resumed_unix"].is_u64(),
         "a resumption is recorded as one"

@@ -102,6 +102,10 @@ struct Manifest<'a> {
     ended_unix: Option<u64>,
     /// Wall time of this process's part of the run.
     wall_seconds: Option<f64>,
+    /// Wall time of every process that worked on the run, this one included, so that a
+    /// run resumed across sessions still states what it cost. A process killed before
+    /// it could write its manifest is not counted.
+    total_wall_seconds: f64,
     dataset: DataManifest,
     exemplars: Option<DataManifest>,
     templates_sha256: String,
@@ -113,6 +117,40 @@ struct Manifest<'a> {
     failures: usize,
     calls_made: u64,
     calls_from_cache: u64,
+    /// Calls made by every process that worked on the run, this one included.
+    total_calls_made: u64,
+}
+
+/// What the processes before this one spent on a run, read from the manifest they left.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct EarlierSpend {
+    started_unix: Option<u64>,
+    wall_seconds: f64,
+    calls_made: u64,
+}
+
+impl EarlierSpend {
+    /// An unreadable or missing manifest counts as nothing spent. A manifest written
+    /// before totals were kept holds only its own process's figures, which are the
+    /// totals when that process was the run's first.
+    fn read(manifest: &std::path::Path) -> EarlierSpend {
+        let Some(earlier) = std::fs::read_to_string(manifest)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        else {
+            return EarlierSpend::default();
+        };
+        let figure = |total: &str, own: &str| earlier.get(total).or_else(|| earlier.get(own));
+        EarlierSpend {
+            started_unix: earlier.get("started_unix").and_then(|value| value.as_u64()),
+            wall_seconds: figure("total_wall_seconds", "wall_seconds")
+                .and_then(|value| value.as_f64())
+                .unwrap_or(0.0),
+            calls_made: figure("total_calls_made", "calls_made")
+                .and_then(|value| value.as_u64())
+                .unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -231,10 +269,8 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         })
         .collect();
 
-    let first_started = std::fs::read_to_string(run_dir.path.join("manifest.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|earlier| earlier.get("started_unix")?.as_u64());
+    let earlier = EarlierSpend::read(&run_dir.path.join("manifest.json"));
+    let first_started = earlier.started_unix;
     let mut manifest = Manifest {
         rlaif_version: env!("CARGO_PKG_VERSION"),
         experiment: &experiment.name,
@@ -245,6 +281,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         resumed_unix: first_started.map(|_| started_unix),
         ended_unix: None,
         wall_seconds: None,
+        total_wall_seconds: earlier.wall_seconds,
         dataset: DataManifest::of(&experiment.dataset, &prepared.dataset),
         exemplars: experiment
             .exemplars
@@ -260,6 +297,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         failures: 0,
         calls_made: 0,
         calls_from_cache: 0,
+        total_calls_made: earlier.calls_made,
     };
     write_manifest(&run_dir, &manifest)?;
 
@@ -396,11 +434,14 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         "complete"
     };
     manifest.ended_unix = Some(now_unix());
-    manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
+    let wall_seconds = started.elapsed().as_secs_f64();
+    manifest.wall_seconds = Some(wall_seconds);
+    manifest.total_wall_seconds = earlier.wall_seconds + wall_seconds;
     manifest.judgments = judged;
     manifest.failures = failed;
     manifest.calls_made = calls_made;
     manifest.calls_from_cache = calls_from_cache;
+    manifest.total_calls_made = earlier.calls_made + calls_made;
     write_manifest(&run_dir, &manifest)?;
 
     let table = if interrupted || stopped.is_some() {
@@ -635,5 +676,58 @@ pub(crate) fn model_of(config: &LabelerConfig) -> Option<String> {
             Some(model.clone())
         }
         LabelerConfig::Simulated { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EarlierSpend;
+
+    fn spend_of(manifest: &str) -> EarlierSpend {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, manifest).unwrap();
+        EarlierSpend::read(&path)
+    }
+
+    #[test]
+    fn totals_carry_over_from_the_manifest_before() {
+        let spend = spend_of(
+            r#"{"started_unix": 10, "wall_seconds": 2.5, "total_wall_seconds": 7.5,
+                "calls_made": 4, "total_calls_made": 12}"#,
+        );
+        assert_eq!(
+            spend,
+            EarlierSpend {
+                started_unix: Some(10),
+                wall_seconds: 7.5,
+                calls_made: 12
+            }
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_totals_counts_its_own_figures() {
+        let spend = spend_of(r#"{"started_unix": 10, "wall_seconds": 2.5, "calls_made": 4}"#);
+        assert_eq!((spend.wall_seconds, spend.calls_made), (2.5, 4));
+    }
+
+    #[test]
+    fn a_killed_process_s_manifest_counts_what_it_carried() {
+        // Written at the start of a process that never finished: its own figures are
+        // empty, the totals it carried are those of the processes before it.
+        let spend = spend_of(
+            r#"{"started_unix": 10, "wall_seconds": null, "total_wall_seconds": 3.0,
+                "calls_made": 0, "total_calls_made": 5}"#,
+        );
+        assert_eq!((spend.wall_seconds, spend.calls_made), (3.0, 5));
+    }
+
+    #[test]
+    fn no_manifest_means_nothing_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let spend = EarlierSpend::read(&dir.path().join("manifest.json"));
+        assert_eq!(spend, EarlierSpend::default());
+        assert_eq!(spend_of("not json"), EarlierSpend::default());
     }
 }
