@@ -98,6 +98,13 @@ impl Workspace {
     fn summary(&self) -> String {
         std::fs::read_to_string(self.run_dir().join("summary.json")).unwrap()
     }
+
+    fn manifest(&self) -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.run_dir().join("manifest.json")).unwrap(),
+        )
+        .unwrap()
+    }
 }
 
 /// Whether a request labels an example: a completion that is not a preflight check.
@@ -345,10 +352,7 @@ async fn a_server_that_dies_mid_run_stops_it_and_a_rerun_pays_for_nothing_twice(
         "{stderr}"
     );
     assert!(stderr.contains("resume with: rlaif run"), "{stderr}");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace.run_dir().join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = workspace.manifest();
     assert_eq!(manifest["status"], "stopped");
     assert!(!workspace.run_dir().join("summary.json").exists());
     let before = paid_calls(&server);
@@ -386,10 +390,7 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(stderr.contains("Resume with: rlaif run"), "{stderr}");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace.run_dir().join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = workspace.manifest();
     assert_eq!(manifest["status"], "interrupted");
     assert!(
         !workspace.run_dir().join("run.lock").exists(),
@@ -414,10 +415,7 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     assert!(total <= 96 + 2, "{total} calls for 96 unique ones");
 
     // The manifest states what both processes spent, not only the second.
-    let resumed: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace.run_dir().join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let resumed = workspace.manifest();
     let resumed_calls = resumed["calls_made"].as_u64().unwrap();
     assert!(
         resumed_calls > 0,
