@@ -4,6 +4,7 @@
 
 use crate::backend::Usage;
 use crate::data::Label;
+use crate::metrics::RationaleCount;
 use crate::procedure::{Failure, Judgment};
 use crate::prompt::Order;
 
@@ -26,6 +27,8 @@ pub trait Judged {
     fn failure_kind(&self) -> Option<&str>;
     /// The calls' cache keys, as numbers (see [`call_key_number`]).
     fn call_keys(&self) -> impl Iterator<Item = u64>;
+    /// What the samples' chain-of-thought rationales hold.
+    fn rationales(&self) -> RationaleCount;
 }
 
 /// A call key (16 hex digits of a SHA-256) as the number it spells; any other text, as
@@ -80,10 +83,14 @@ impl Judged for Judgment {
     fn call_keys(&self) -> impl Iterator<Item = u64> {
         self.call_keys.iter().map(|key| call_key_number(key))
     }
+    fn rationales(&self) -> RationaleCount {
+        RationaleCount::of(self)
+    }
 }
 
 /// Everything the metrics read of one judgment, in about a third of its memory: no
-/// cell name, samples, rationales or failure message, and call keys as numbers.
+/// cell name, samples, rationale texts (only their counts) or failure message, and call
+/// keys as numbers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
     example: Box<str>,
@@ -100,6 +107,7 @@ pub struct Scored {
     usage: Usage,
     failure_kind: Option<Box<str>>,
     call_keys: Box<[u64]>,
+    rationales: RationaleCount,
 }
 
 impl Scored {
@@ -142,6 +150,7 @@ impl From<&Judgment> for Scored {
                 .as_ref()
                 .map(|failure| failure.kind.as_str().into()),
             call_keys: Judged::call_keys(judgment).collect(),
+            rationales: RationaleCount::of(judgment),
         }
     }
 }
@@ -190,6 +199,9 @@ impl Judged for Scored {
     fn call_keys(&self) -> impl Iterator<Item = u64> {
         self.call_keys.iter().copied()
     }
+    fn rationales(&self) -> RationaleCount {
+        self.rationales
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +232,7 @@ mod tests {
             scored.call_keys().collect::<Vec<_>>(),
             Judged::call_keys(full).collect::<Vec<_>>()
         );
+        assert_eq!(scored.rationales(), full.rationales());
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod cost;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod judged;
+mod rationale;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ use crate::prompt::Polarity;
 pub use bootstrap::percentile_interval;
 pub use calibration::{ECE_BINS, LOG_LOSS_CLIP};
 pub use judged::{Judged, Scored, call_key_number};
+pub use rationale::RationaleCount;
 pub use reference::{ReferenceRow, reference_rows};
 
 /// The test that marks cells as tied with the best, named for reports.
@@ -195,6 +197,13 @@ pub struct CellMetrics {
     /// Spearman rank correlation between the AI's confidence, |p_a − ½|, and the human
     /// label's strength, |confidence − 5| on TL;DR's 1–9 scale, where the data has one.
     pub confidence_correlation: Option<f64>,
+    /// Chain-of-thought cells: the share of samples whose rationale has any text; the
+    /// others were scored right after the rationale cue. `None` without CoT.
+    #[serde(default)]
+    pub rationale_written: Option<f64>,
+    /// Mean characters of the written rationales.
+    #[serde(default)]
+    pub rationale_chars: Option<f64>,
 }
 
 /// Computes every cell's metrics and returns them ranked (see [`rank`]).
@@ -388,6 +397,7 @@ fn point_metrics<J: Judged>(cell: &CellInput, all: &[&J], successful: &[&J]) -> 
     let length = bias::length_bias(successful);
     let calibration = calibration::calibration(successful);
     let cost = cost::cost(all, cell.price);
+    let rationales = rationale::rationales(successful);
     CellMetrics {
         name: cell.name.clone(),
         id: cell.id.clone(),
@@ -420,5 +430,7 @@ fn point_metrics<J: Judged>(cell: &CellInput, all: &[&J], successful: &[&J]) -> 
         failures_by_kind: cost.failures_by_kind,
         pareto: false,
         confidence_correlation: calibration::confidence_correlation(successful),
+        rationale_written: rationales.written,
+        rationale_chars: rationales.mean_chars,
     }
 }

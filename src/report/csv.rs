@@ -12,7 +12,7 @@ use super::{Summary, round6};
 use crate::metrics::CellMetrics;
 
 /// The metric columns, after `rank`, `name`, `id` and the settings columns.
-const METRICS: [&str; 25] = [
+const METRICS: [&str; 27] = [
     "mode",
     "n",
     "alignment",
@@ -38,6 +38,8 @@ const METRICS: [&str; 25] = [
     "cost",
     "failures",
     "failures_by_kind",
+    "rationale_written",
+    "rationale_chars",
 ];
 
 /// The cells as CSV: a header row, then one row per cell in rank order.
@@ -111,6 +113,8 @@ fn metric_values(cell: &CellMetrics) -> [String; METRICS.len()] {
         float(cell.cost),
         cell.failures.to_string(),
         by_kind.join(";"),
+        float(cell.rationale_written),
+        float(cell.rationale_chars),
     ]
 }
 

@@ -72,7 +72,7 @@ pub fn report_html(summary: &Summary, context: &ReportContext) -> String {
     out.push_str("<h2>Ranked cells</h2>\n");
     out.push_str(&ranked_table(summary));
     out.push_str(&notes(summary));
-    let _ = writeln!(out, "<p class=\"legend-text\">{}</p>", legend());
+    let _ = writeln!(out, "<p class=\"legend-text\">{}</p>", legend(summary));
 
     out.push_str("<h2>Plots</h2>\n<div class=\"plots\">\n");
     let order = SizeOrder::new(&labelers, &cells);
@@ -314,7 +314,12 @@ fn method_paragraph(summary: &Summary) -> String {
     )
 }
 
-fn legend() -> String {
+fn legend(summary: &Summary) -> String {
+    let rationale = if table::has_rationales(summary) {
+        format!(" <em>Rationale written</em>: {}.", table::RATIONALE_LEGEND)
+    } else {
+        String::new()
+    };
     format!(
         "Columns. <em>Alignment</em>: the bar draws the interval on a 0–100% axis whose \
          dashed line is chance (50%). <em>Position bias</em>: share of the examples judged \
@@ -324,7 +329,7 @@ fn legend() -> String {
          the longer response, people's rate on the same examples in parentheses. \
          <em>ECE</em>: expected calibration error over {ECE_BINS} equal-width confidence \
          bins. <em>Calls</em> and <em>tokens</em>: what each cell's judgments need, cached or \
-         not; <em>cache hits</em>: calls identical to one made earlier in the grid. \
+         not; <em>cache hits</em>: calls identical to one made earlier in the grid.{rationale} \
          <em>Pareto</em> ◆: no other cell has at least its alignment at no more cost (money where every labeler has a price, else tokens). \
          Click a column's header to sort by it."
     )
@@ -1980,6 +1985,8 @@ mod tests {
             failures_by_kind: BTreeMap::new(),
             pareto: false,
             confidence_correlation: None,
+            rationale_written: None,
+            rationale_chars: None,
         }
     }
 

@@ -31,7 +31,7 @@ pub fn report_md(summary: &Summary, context: &ReportContext) -> String {
             let _ = writeln!(out, "- **{warning}**");
         }
     }
-    let _ = writeln!(out, "\n{}", legend());
+    let _ = writeln!(out, "\n{}", legend(summary));
     out
 }
 
@@ -152,8 +152,8 @@ fn table(summary: &Summary) -> String {
     out
 }
 
-fn legend() -> String {
-    format!(
+fn legend(summary: &Summary) -> String {
+    let mut legend = format!(
         "Columns. *Position bias*: share of the examples judged in both orders whose \
          preferred slot is the same in both (the paper's \"% same position preferred\"; 0% \
          follows the responses, 100% only the slots). *Prefer first*: share of single-order \
@@ -162,7 +162,11 @@ fn legend() -> String {
          *ECE*: expected calibration error over {ECE_BINS} equal-width confidence bins. \
          *Calls* and *tokens*: what each cell's judgments need, cached or not; *cache hits*: \
          calls identical to one made earlier in the grid, which is made once and shared."
-    )
+    );
+    if table::has_rationales(summary) {
+        let _ = write!(legend, " *Rationale written*: {}.", table::RATIONALE_LEGEND);
+    }
+    legend
 }
 
 /// Inline code; a name holding a backtick is wrapped in a longer fence.

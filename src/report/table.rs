@@ -16,6 +16,18 @@ pub(crate) const TIED: &str = "†";
 /// What is missing where a metric could not be measured.
 pub(crate) const NOTHING: &str = "–";
 
+/// What the rationale column means, for the legends.
+pub(crate) const RATIONALE_LEGEND: &str = "in chain-of-thought cells, the share of samples \
+     whose rationale has any text; the others were scored right after the rationale cue";
+
+/// Whether some cell asked for rationales, which adds the rationale column.
+pub(crate) fn has_rationales(summary: &Summary) -> bool {
+    summary
+        .cells
+        .iter()
+        .any(|cell| cell.rationale_written.is_some())
+}
+
 /// How a column's values are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -37,7 +49,8 @@ pub(crate) struct Column {
     pub values: Vec<String>,
 }
 
-/// The ranked table's columns; `cost` appears only when some cell has a price.
+/// The ranked table's columns; `rationale written` appears only when some cell used
+/// chain of thought, `cost` only when some cell has a price.
 pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
     let cells = &summary.cells;
     let column = |header: &str, short: &str, kind, value: &dyn Fn(&CellMetrics) -> String| Column {
@@ -75,6 +88,16 @@ pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
             cell.ece
                 .map_or_else(|| NOTHING.to_owned(), |ece| format!("{ece:.3}"))
         }),
+    ];
+    if has_rationales(summary) {
+        columns.push(column(
+            "rationale written",
+            "rationale",
+            Kind::Number,
+            &|cell| percent(cell.rationale_written),
+        ));
+    }
+    columns.extend([
         column("calls", "calls", Kind::Number, &|cell| {
             thousands(cell.calls)
         }),
@@ -87,7 +110,7 @@ pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
         column("failures", "failed", Kind::Number, &|cell| {
             thousands(cell.failures as u64)
         }),
-    ];
+    ]);
     if cells.iter().any(|cell| cell.cost.is_some()) {
         columns.push(column("cost", "cost", Kind::Number, &|cell| {
             cell.cost
@@ -149,7 +172,8 @@ pub(crate) fn level(confidence: f64) -> String {
 pub(crate) struct Notes {
     /// The footnote for the [`TIED`] mark (or that no other cell is tied).
     pub tied: Option<String>,
-    /// Warnings, one sentence each: chance, position bias, failures.
+    /// Warnings, one sentence each: chance, position bias, unwritten rationales,
+    /// failures.
     pub warnings: Vec<String>,
 }
 
@@ -243,6 +267,28 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         notes.warnings.push(format!(
             "Position bias is above 50% in {subject}: there the labeler mostly picks a \
              position, not a response."
+        ));
+    }
+
+    let unwritten: Vec<String> = summary
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let written = cell.rationale_written?;
+            (written < 0.5).then(|| format!("{} ({})", name(&cell.name), percent(Some(written))))
+        })
+        .collect();
+    if !unwritten.is_empty() {
+        let (subject, verb) = if unwritten.len() == 1 {
+            ("cell", "measures")
+        } else {
+            ("cells", "measure")
+        };
+        notes.warnings.push(format!(
+            "The labeler wrote a rationale for fewer than half the samples of the \
+             chain-of-thought {subject} {}: the rest were scored right after the rationale \
+             cue, so the {subject} {verb} the prompt more than reasoning.",
+            unwritten.join(", ")
         ));
     }
 

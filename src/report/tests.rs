@@ -223,3 +223,40 @@ fn chance_and_position_bias_are_called_out() {
     let report = report_md(&summary, &context());
     assert!(report.contains("no better than chance"));
 }
+
+#[test]
+fn chain_of_thought_cells_show_how_often_a_rationale_was_written() {
+    let direct = fixture();
+    assert!(!report_md(&direct, &context()).contains("ationale"));
+    assert!(!ranked_table_text(&direct).contains("rationale"));
+
+    let mut summary = fixture();
+    summary.cells[0].rationale_written = Some(0.12);
+    summary.cells[0].rationale_chars = Some(2062.0);
+    summary.cells[1].rationale_written = Some(0.74);
+    let name = summary.cells[0].name.clone();
+    let report = report_md(&summary, &context());
+    assert!(report.contains("| rationale written |"), "{report}");
+    assert!(
+        report.contains("| 12.0% |") && report.contains("| 74.0% |"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "fewer than half the samples of the chain-of-thought cell `{name}` (12.0%)"
+        )),
+        "only the cell below half is named: {report}"
+    );
+    assert!(report.contains("*Rationale written*: in chain-of-thought cells"));
+    assert!(ranked_table_text(&summary).contains("rationale"));
+    let html = report_html(&summary, &context());
+    assert!(html.contains("<em>Rationale written</em>"));
+    let csv = cells_csv(&summary);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",rationale_written,rationale_chars")
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with(",0.12,2062"), "{csv}");
+}

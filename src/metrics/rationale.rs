@@ -1,0 +1,142 @@
+//! Chain-of-thought rationales: did the labeler write one?
+//!
+//! A CoT cell scores the preference after the labeler's own rationale. A small model
+//! often ends its rationale at once, and then the cell scores the prompt's cue, not
+//! reasoning; the share of samples with a written rationale says how much of a CoT cell
+//! is chain of thought. Limits: length is counted in characters of the rationale as
+//! scored, whitespace trimmed, not in tokens (a judgment records tokens per example, not
+//! per sample).
+
+use crate::metrics::Judged;
+use crate::procedure::Judgment;
+
+/// The rationales of one judgment's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RationaleCount {
+    /// Samples that generated a rationale (chain-of-thought samples), written or empty.
+    pub samples: u32,
+    /// Of those, the samples whose rationale has more than whitespace.
+    pub written: u32,
+    /// Characters of the written rationales, whitespace trimmed.
+    pub chars: u64,
+}
+
+impl RationaleCount {
+    /// Counts the rationales of every sample of every order of `judgment`.
+    pub fn of(judgment: &Judgment) -> RationaleCount {
+        let mut count = RationaleCount::default();
+        let rationales = judgment
+            .orders
+            .iter()
+            .flat_map(|order| &order.samples)
+            .filter_map(|sample| sample.rationale.as_deref());
+        for rationale in rationales {
+            count.samples += 1;
+            let text = rationale.trim();
+            if !text.is_empty() {
+                count.written += 1;
+                count.chars += text.chars().count() as u64;
+            }
+        }
+        count
+    }
+}
+
+/// What a cell's labeler wrote before its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Rationales {
+    /// Share of chain-of-thought samples with a written rationale; `None` when the cell
+    /// asked for none.
+    pub written: Option<f64>,
+    /// Mean characters of the written rationales; `None` when none was written.
+    pub mean_chars: Option<f64>,
+}
+
+/// The rationales over `judgments`.
+pub(crate) fn rationales<J: Judged>(judgments: &[&J]) -> Rationales {
+    let total = judgments.iter().map(|judgment| judgment.rationales()).fold(
+        RationaleCount::default(),
+        |sum, count| RationaleCount {
+            samples: sum.samples + count.samples,
+            written: sum.written + count.written,
+            chars: sum.chars + count.chars,
+        },
+    );
+    Rationales {
+        written: (total.samples > 0).then(|| f64::from(total.written) / f64::from(total.samples)),
+        mean_chars: (total.written > 0).then(|| total.chars as f64 / f64::from(total.written)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Label;
+    use crate::metrics::Scored;
+    use crate::metrics::fixture::judged;
+    use crate::procedure::{OrderJudgment, SampleJudgment};
+    use crate::prompt::Order;
+
+    fn with_rationales(example: &str, rationales: &[Option<&str>]) -> Judgment {
+        let sample = |rationale: &Option<&str>| SampleJudgment {
+            rationale: rationale.map(str::to_owned),
+            p_first: 0.5,
+            choice_mass: 1.0,
+            missing: Vec::new(),
+        };
+        let mut judgment = judged(example, 0.7, Label::A);
+        judgment.orders = vec![OrderJudgment {
+            order: Order::Ab,
+            p_first: 0.5,
+            samples: rationales.iter().map(sample).collect(),
+        }];
+        judgment
+    }
+
+    #[test]
+    fn empty_and_blank_rationales_are_not_written() {
+        let judgment = with_rationales(
+            "x",
+            &[Some("Summary 1 is clearer. "), Some(""), Some(" \n")],
+        );
+        assert_eq!(
+            RationaleCount::of(&judgment),
+            RationaleCount {
+                samples: 3,
+                written: 1,
+                chars: 21,
+            }
+        );
+    }
+
+    #[test]
+    fn characters_not_bytes_are_counted() {
+        let judgment = with_rationales("x", &[Some("née")]);
+        assert_eq!(RationaleCount::of(&judgment).chars, 3);
+    }
+
+    #[test]
+    fn a_cell_without_chain_of_thought_has_no_rationale_share() {
+        let direct = with_rationales("x", &[None, None]);
+        assert_eq!(rationales(&[&direct]), Rationales::default());
+    }
+
+    #[test]
+    fn shares_and_lengths_pool_the_samples_of_every_judgment() {
+        let one = with_rationales("x", &[Some("abcd"), Some("")]);
+        let two = with_rationales("y", &[Some("ab"), Some("")]);
+        let pooled = rationales(&[&one, &two]);
+        assert_eq!(pooled.written, Some(0.5));
+        assert_eq!(pooled.mean_chars, Some(3.0));
+        let none_written = with_rationales("z", &[Some(""), Some(" ")]);
+        let silent = rationales(&[&none_written]);
+        assert_eq!((silent.written, silent.mean_chars), (Some(0.0), None));
+    }
+
+    #[test]
+    fn compact_records_count_what_the_judgment_counts() {
+        let judgment = with_rationales("x", &[Some("abc"), Some("")]);
+        let scored = Scored::from(&judgment);
+        assert_eq!(scored.rationales(), RationaleCount::of(&judgment));
+    }
+}
