@@ -2,7 +2,7 @@
 
 use crate::backend::Usage;
 use crate::data::Label;
-use crate::procedure::{Failure, Judgment, OrderJudgment, agreement, choice};
+use crate::procedure::{Failure, Judgment, OrderJudgment, SampleJudgment, agreement, choice};
 use crate::prompt::Order;
 
 /// A successful judgment of `example` with preference `p_a` for response a, one call
@@ -47,6 +47,22 @@ pub(crate) fn with_orders(mut judgment: Judgment, orders: &[(Order, f64)]) -> Ju
             samples: Vec::new(),
         })
         .collect();
+    judgment
+}
+
+/// `judgment` with one order whose samples carry `rationales` (`None`: no CoT).
+pub(crate) fn with_rationales(mut judgment: Judgment, rationales: &[Option<&str>]) -> Judgment {
+    let sample = |rationale: &Option<&str>| SampleJudgment {
+        rationale: rationale.map(str::to_owned),
+        p_first: 0.5,
+        choice_mass: 1.0,
+        missing: Vec::new(),
+    };
+    judgment.orders = vec![OrderJudgment {
+        order: Order::Ab,
+        p_first: 0.5,
+        samples: rationales.iter().map(sample).collect(),
+    }];
     judgment
 }
 

@@ -1,5 +1,6 @@
 //! Metrics per cell (DESIGN §2): alignment with a paired bootstrap interval, the paired
-//! test against the best cell, position and length bias, calibration and cost.
+//! test against the best cell, position and length bias, calibration, cost, and how
+//! often a chain-of-thought labeler wrote a rationale.
 //!
 //! [`summarize`] is a pure function of the cells' judgments and [`MetricsOptions`]: the
 //! same judgments and seed give the same numbers, bit for bit. Judgments are read in
@@ -14,7 +15,8 @@
 //! same examples therefore see the same resamples, which is what lets the paired test
 //! compare them.
 //!
-//! Limits: quality metrics (alignment, bias, calibration) use successful judgments only;
+//! Limits: quality metrics (alignment, bias, calibration, rationales) use successful
+//! judgments only;
 //! a failed example counts in cost and failures alone, so a cell that fails on hard
 //! examples can look better than it is — read `failures` beside `alignment`. Reference
 //! rows (random, always-longer, human agreement) and the cost Pareto front are not
@@ -198,7 +200,8 @@ pub struct CellMetrics {
     /// label's strength, |confidence − 5| on TL;DR's 1–9 scale, where the data has one.
     pub confidence_correlation: Option<f64>,
     /// Chain-of-thought cells: the share of samples whose rationale has any text; the
-    /// others were scored right after the rationale cue. `None` without CoT.
+    /// others were scored right after the rationale cue. `None` without CoT, without a
+    /// successful judgment, or in a summary written before this field existed.
     #[serde(default)]
     pub rationale_written: Option<f64>,
     /// Mean characters of the written rationales.

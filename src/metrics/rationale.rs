@@ -45,8 +45,8 @@ impl RationaleCount {
 /// What a cell's labeler wrote before its answers.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct Rationales {
-    /// Share of chain-of-thought samples with a written rationale; `None` when the cell
-    /// asked for none.
+    /// Share of chain-of-thought samples with a written rationale; `None` when no
+    /// judgment holds a chain-of-thought sample.
     pub written: Option<f64>,
     /// Mean characters of the written rationales; `None` when none was written.
     pub mean_chars: Option<f64>,
@@ -74,23 +74,9 @@ mod tests {
     use crate::data::Label;
     use crate::metrics::Scored;
     use crate::metrics::fixture::judged;
-    use crate::procedure::{OrderJudgment, SampleJudgment};
-    use crate::prompt::Order;
 
     fn with_rationales(example: &str, rationales: &[Option<&str>]) -> Judgment {
-        let sample = |rationale: &Option<&str>| SampleJudgment {
-            rationale: rationale.map(str::to_owned),
-            p_first: 0.5,
-            choice_mass: 1.0,
-            missing: Vec::new(),
-        };
-        let mut judgment = judged(example, 0.7, Label::A);
-        judgment.orders = vec![OrderJudgment {
-            order: Order::Ab,
-            p_first: 0.5,
-            samples: rationales.iter().map(sample).collect(),
-        }];
-        judgment
+        crate::metrics::fixture::with_rationales(judged(example, 0.7, Label::A), rationales)
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::fixture::{failed, judged, scored, with_orders};
+use super::fixture::{failed, judged, scored, with_orders, with_rationales};
 use super::*;
 use crate::data::Label;
 use crate::data::sample::SplitMix64;
@@ -211,6 +211,42 @@ fn position_bias_reaches_the_cell_metrics() {
     assert_eq!(metrics[0].position_bias, Some(0.5));
     assert_eq!(metrics[0].position_bias_direction, Some(1.0));
     assert_eq!(metrics[0].prefer_first, Some(0.75));
+}
+
+#[test]
+fn rationales_reach_the_cell_metrics_from_the_latest_successful_judgments() {
+    let cot = |example: &str, rationales: &[Option<&str>]| {
+        with_rationales(judged(example, 0.8, Label::A), rationales)
+    };
+    let mut failed_with_rationale = failed("e3", "timeout");
+    failed_with_rationale.orders = cot("e3", &[Some("ignored, the example failed")]).orders;
+    let judgments = vec![
+        cot("e1", &[Some("abcdef"), Some("")]),
+        // Judged twice: only the later judgment counts.
+        cot("e2", &[Some(""), Some("")]),
+        cot("e2", &[Some("ab"), Some("")]),
+        failed_with_rationale,
+    ];
+    let cells = [cell("c", judgments)];
+    let metrics = summarize(&cells, &options(50, 1));
+    assert_eq!(metrics[0].rationale_written, Some(0.5));
+    assert_eq!(metrics[0].rationale_chars, Some(4.0));
+
+    let compact: Vec<Scored> = cells[0].judgments.iter().map(Scored::from).collect();
+    let from_compact = summarize_judged(&cells, &[compact.iter().collect()], &options(50, 1));
+    assert_eq!(
+        (
+            from_compact[0].rationale_written,
+            from_compact[0].rationale_chars
+        ),
+        (Some(0.5), Some(4.0))
+    );
+
+    let direct = summarize(&[cell("d", vec![scored("e1", true)])], &options(50, 1));
+    assert_eq!(
+        (direct[0].rationale_written, direct[0].rationale_chars),
+        (None, None)
+    );
 }
 
 /// A labeler of accuracy 0.7 on 300 examples: the 95% interval covers 0.7 in 93-97% of

@@ -1985,8 +1985,9 @@ mod tests {
             failures_by_kind: BTreeMap::new(),
             pareto: false,
             confidence_correlation: None,
-            rationale_written: None,
-            rationale_chars: None,
+            // CoT cells wrote a rationale for nearly every sample here.
+            rationale_written: settings.cot.then_some(0.96),
+            rationale_chars: settings.cot.then_some(640.0),
         }
     }
 

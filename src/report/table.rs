@@ -4,7 +4,8 @@
 //! The table is built once as formatted strings, so every format shows the same numbers.
 //! The notes say out loud what a reader could miss in the numbers: which cells are tied
 //! with the best and by what test, a best cell no better than chance, labelers that
-//! mostly pick a position, and failures. Limits: percentages to one decimal, so
+//! mostly pick a position, chain-of-thought cells that mostly wrote no rationale, and
+//! failures. Limits: percentages to one decimal, so
 //! differences below 0.05 points do not show.
 
 use super::{Summary, round6};
@@ -20,12 +21,13 @@ pub(crate) const NOTHING: &str = "–";
 pub(crate) const RATIONALE_LEGEND: &str = "in chain-of-thought cells, the share of samples \
      whose rationale has any text; the others were scored right after the rationale cue";
 
-/// Whether some cell asked for rationales, which adds the rationale column.
+/// Whether some cell used chain of thought, which adds the rationale column (a summary
+/// written before rationales were counted shows it empty rather than hiding it).
 pub(crate) fn has_rationales(summary: &Summary) -> bool {
-    summary
-        .cells
-        .iter()
-        .any(|cell| cell.rationale_written.is_some())
+    summary.cells.iter().any(|cell| {
+        cell.rationale_written.is_some()
+            || cell.settings.get("cot") == Some(&serde_json::Value::Bool(true))
+    })
 }
 
 /// How a column's values are shown.
@@ -243,25 +245,21 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         }
     }
 
-    let biased: Vec<&CellMetrics> = summary
+    let biased: Vec<String> = summary
         .cells
         .iter()
         .filter(|cell| cell.position_bias.is_some_and(|bias| bias > 0.5))
+        .map(|cell| name(&cell.name))
         .collect();
     if !biased.is_empty() {
-        const LISTED: usize = 5;
-        let mut names: Vec<String> = biased.iter().take(LISTED).map(|c| name(&c.name)).collect();
-        if biased.len() > LISTED {
-            names.push(format!("and {} more", biased.len() - LISTED));
-        }
         let subject = if biased.len() == summary.cells.len() {
-            format!("every cell ({})", names.join(", "))
+            format!("every cell ({})", listed(&biased))
         } else {
             format!(
                 "{} of {} cells ({})",
                 biased.len(),
                 summary.cells.len(),
-                names.join(", ")
+                listed(&biased)
             )
         };
         notes.warnings.push(format!(
@@ -274,8 +272,10 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         .cells
         .iter()
         .filter_map(|cell| {
-            let written = cell.rationale_written?;
-            (written < 0.5).then(|| format!("{} ({})", name(&cell.name), percent(Some(written))))
+            let shown = percent(cell.rationale_written);
+            // Judged as shown, so that a share printed as 50.0% is never called below half.
+            let below_half = cell.rationale_written? * 1000.0 < 499.5;
+            below_half.then(|| format!("{} ({shown})", name(&cell.name)))
         })
         .collect();
     if !unwritten.is_empty() {
@@ -288,7 +288,7 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
             "The labeler wrote a rationale for fewer than half the samples of the \
              chain-of-thought {subject} {}: the rest were scored right after the rationale \
              cue, so the {subject} {verb} the prompt more than reasoning.",
-            unwritten.join(", ")
+            listed(&unwritten)
         ));
     }
 
@@ -312,6 +312,16 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         ));
     }
     notes
+}
+
+/// At most five names, then how many more, so that a large grid's notes stay short.
+fn listed(names: &[String]) -> String {
+    const LISTED: usize = 5;
+    let mut text = names[..names.len().min(LISTED)].join(", ");
+    if names.len() > LISTED {
+        text.push_str(&format!(", and {} more", names.len() - LISTED));
+    }
+    text
 }
 
 /// The ranked table as aligned plain text for the terminal, with its notes.

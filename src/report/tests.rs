@@ -248,8 +248,10 @@ fn chain_of_thought_cells_show_how_often_a_rationale_was_written() {
         "only the cell below half is named: {report}"
     );
     assert!(report.contains("*Rationale written*: in chain-of-thought cells"));
-    assert!(ranked_table_text(&summary).contains("rationale"));
+    let text = ranked_table_text(&summary);
+    assert!(text.lines().next().unwrap().contains("rationale"), "{text}");
     let html = report_html(&summary, &context());
+    assert!(html.contains("<button type=\"button\">rationale written</button>"));
     assert!(html.contains("<em>Rationale written</em>"));
     let csv = cells_csv(&summary);
     assert!(
@@ -259,4 +261,48 @@ fn chain_of_thought_cells_show_how_often_a_rationale_was_written() {
             .ends_with(",rationale_written,rationale_chars")
     );
     assert!(csv.lines().nth(1).unwrap().ends_with(",0.12,2062"), "{csv}");
+}
+
+#[test]
+fn a_summary_from_before_rationales_were_counted_shows_the_column_empty() {
+    let mut summary = fixture();
+    summary.cells[0].settings["cot"] = serde_json::Value::Bool(true);
+    let report = report_md(&summary, &context());
+    assert!(report.contains("| rationale written |"), "{report}");
+    assert!(
+        !report.contains("fewer than half"),
+        "nothing was counted: {report}"
+    );
+}
+
+#[test]
+fn a_share_shown_as_half_is_not_called_below_half() {
+    let mut summary = fixture();
+    summary.cells[0].rationale_written = Some(0.4996);
+    assert!(report_md(&summary, &context()).contains("| 50.0% |"));
+    assert!(!report_md(&summary, &context()).contains("fewer than half"));
+    summary.cells[0].rationale_written = Some(0.4994);
+    assert!(report_md(&summary, &context()).contains("fewer than half"));
+}
+
+#[test]
+fn long_lists_of_cells_in_the_notes_are_cut_at_five() {
+    let mut summary = fixture();
+    let template = summary.cells[0].clone();
+    summary.cells = (0..8)
+        .map(|i| {
+            let mut cell = template.clone();
+            cell.name = format!("cot-{i}");
+            cell.rationale_written = Some(0.1);
+            cell
+        })
+        .collect();
+    let notes = table::notes(&summary, &|name| name.to_owned());
+    let warning = notes
+        .warnings
+        .iter()
+        .find(|warning| warning.contains("rationale"))
+        .expect("a rationale warning");
+    assert!(warning.contains("cot-4 (10.0%), and 3 more"), "{warning}");
+    assert!(!warning.contains("cot-5"), "{warning}");
 }
