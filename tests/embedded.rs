@@ -387,6 +387,9 @@ fn run_labels_pairs_in_process_and_resumes() {
         assert_eq!(cell["n"], 4, "{cell}");
         let alignment = cell["alignment"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&alignment));
+        // Only the CoT cell counts rationales.
+        let cot = cell["settings"]["cot"].as_bool().unwrap();
+        assert_eq!(cell["rationale_written"].is_f64(), cot, "{cell}");
     }
     let journal = std::fs::read_to_string(run_dir.join("judgments.jsonl")).unwrap();
     assert_eq!(journal.lines().count(), 8);
