@@ -548,6 +548,8 @@ fn metric_of(metric: MetricArg) -> Metric {
         MetricArg::Cost => Metric::Cost,
         MetricArg::Failures => Metric::Failures,
         MetricArg::N => Metric::N,
+        MetricArg::RationaleWritten => Metric::RationaleWritten,
+        MetricArg::RationaleChars => Metric::RationaleChars,
     }
 }
 

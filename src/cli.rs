@@ -229,6 +229,10 @@ pub enum MetricArg {
     Failures,
     /// Successfully judged examples.
     N,
+    /// Chain-of-thought cells: the share of samples whose rationale has any text.
+    RationaleWritten,
+    /// Chain-of-thought cells: the mean characters of the written rationales.
+    RationaleChars,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

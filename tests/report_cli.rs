@@ -231,6 +231,20 @@ fn a_pivot_puts_axes_on_rows_and_columns() {
     );
     assert!(slot["ci_low"].as_f64().unwrap() <= slot["value"].as_f64().unwrap());
 
+    // The simulated labeler writes a rationale for every CoT sample, and only CoT
+    // cells have a share.
+    let json: Value = serde_json::from_str(&run_args(&[
+        "--metric",
+        "rationale_written",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    for row in json["tables"][0]["rows"].as_array().unwrap() {
+        assert_eq!(row["cot=true"]["value"], 1.0, "{row}");
+        assert!(row["cot=false"]["value"].is_null(), "{row}");
+    }
+
     // Two axes across, another metric; the labeler is a column instead of a filter.
     let output = stdout(&[
         "report",

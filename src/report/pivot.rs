@@ -273,6 +273,8 @@ pub enum Metric {
     Cost,
     Failures,
     N,
+    RationaleWritten,
+    RationaleChars,
 }
 
 /// How a metric's values are printed.
@@ -310,6 +312,8 @@ impl Metric {
             Metric::Cost => "cost",
             Metric::Failures => "failures",
             Metric::N => "n",
+            Metric::RationaleWritten => "rationale_written",
+            Metric::RationaleChars => "rationale_chars",
         }
     }
 
@@ -321,7 +325,8 @@ impl Metric {
             | Metric::PreferFirst
             | Metric::PreferLonger
             | Metric::HumanPreferLonger
-            | Metric::MeanConfidence => Format::Percent,
+            | Metric::MeanConfidence
+            | Metric::RationaleWritten => Format::Percent,
             Metric::Ece | Metric::LogLoss => Format::Decimal,
             Metric::Calls
             | Metric::PromptTokens
@@ -329,7 +334,8 @@ impl Metric {
             | Metric::Tokens
             | Metric::CacheHits
             | Metric::Failures
-            | Metric::N => Format::Count,
+            | Metric::N
+            | Metric::RationaleChars => Format::Count,
             Metric::Cost => Format::Money,
         }
     }
@@ -362,6 +368,8 @@ impl Metric {
             Metric::Cost => cell.cost,
             Metric::Failures => count(cell.failures as u64),
             Metric::N => count(cell.n as u64),
+            Metric::RationaleWritten => cell.rationale_written,
+            Metric::RationaleChars => cell.rationale_chars,
         }
     }
 
