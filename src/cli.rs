@@ -99,8 +99,8 @@ pub enum Command {
         /// json.
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
-        /// Axes down the table, comma-separated: preamble, few_shot, cot, samples,
-        /// temperature, labeler, or a user var by name.
+        /// Axes down the table, comma-separated: preamble, few_shot, exemplar_seed, cot,
+        /// samples, temperature, labeler, or a user var by name.
         #[arg(long, value_delimiter = ',', value_name = "AXES")]
         rows: Vec<String>,
         /// Axes across the table, as for --rows.

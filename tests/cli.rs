@@ -653,6 +653,46 @@ mod shipped_experiments {
             .collect();
         assert!(missing.is_empty(), "experiments/ lacks {missing:?}");
     }
+
+    /// The annotated experiment file of the README is what a newcomer copies: every key
+    /// it shows must exist and the whole file must validate and plan, with its data and
+    /// template paths pointed at real folders.
+    #[test]
+    fn the_readme_annotated_experiment_validates() {
+        let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+        let section = &readme[readme
+            .find("## The experiment file")
+            .expect("the README has its experiment-file section")..];
+        let start = section.find("```yaml\n").expect("a YAML block") + "```yaml\n".len();
+        let end = start + section[start..].find("```").expect("the block ends");
+        let yaml = &section[start..end];
+
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("my-templates");
+        std::fs::create_dir(&templates).unwrap();
+        let shared = repo().join("../shared/data");
+        let text = yaml
+            .replace("../../shared/data", &shared.display().to_string())
+            .replace("../my-templates", &templates.display().to_string());
+        assert_ne!(text, yaml, "the README's paths changed: update this test");
+        let path = dir.path().join("annotated.yaml");
+        std::fs::write(&path, text).unwrap();
+
+        for command in ["validate", "plan"] {
+            let output = rlaif(&[command, path.to_str().unwrap()]);
+            assert!(
+                output.status.success(),
+                "rlaif {command} on the README's experiment file: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let plan = rlaif(&["plan", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&plan.stdout);
+        assert!(
+            stdout.contains("detailed/8-shot"),
+            "the `include` cell is planned: {stdout}"
+        );
+    }
 }
 
 #[test]
