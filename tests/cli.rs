@@ -678,15 +678,17 @@ mod shipped_experiments {
         let path = dir.path().join("annotated.yaml");
         std::fs::write(&path, text).unwrap();
 
-        for command in ["validate", "plan"] {
+        let succeeds = |command: &str| {
             let output = rlaif(&[command, path.to_str().unwrap()]);
             assert!(
                 output.status.success(),
                 "rlaif {command} on the README's experiment file: {}",
                 String::from_utf8_lossy(&output.stderr)
             );
-        }
-        let plan = rlaif(&["plan", path.to_str().unwrap()]);
+            output
+        };
+        succeeds("validate");
+        let plan = succeeds("plan");
         let stdout = String::from_utf8_lossy(&plan.stdout);
         assert!(
             stdout.contains("detailed/8-shot"),
