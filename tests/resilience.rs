@@ -254,6 +254,59 @@ async fn kill_9_at_twenty_random_moments_then_rerun_matches_an_uninterrupted_run
     assert!(lines >= 32, "every judgment is in the journal: {lines}");
 }
 
+/// A process killed mid-run leaves in its manifest the time and calls it spent, brought
+/// up to date every second, and the process that finishes the run adds its own: a run
+/// labeled across crashes or sessions still states what it cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_keeps_its_time_and_calls_in_the_run_totals() {
+    // About 100 calls at 0.3 s each, one at a time: the kill lands long before the end.
+    let slow = FakeServer::with(config().latency(Duration::from_millis(300))).await;
+    let workspace = Workspace::new(&slow.url(), 1);
+    let mut child = workspace.spawn();
+    let spawned = Instant::now();
+    let labeling = until(Duration::from_secs(20), || labeling_calls(&slow) > 0).await;
+    assert!(labeling, "the run made no labeling call");
+    tokio::time::sleep(Duration::from_millis(3500).saturating_sub(spawned.elapsed())).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run is still going"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let killed = workspace.manifest();
+    assert_eq!(killed["status"], "running");
+    let killed_seconds = killed["total_wall_seconds"].as_f64().unwrap();
+    let killed_calls = killed["total_calls_made"].as_u64().unwrap();
+    assert!(
+        (1.0..3.5).contains(&killed_seconds),
+        "the killed process ran for under 3.5 s, and for more than one checkpoint; its manifest says {killed_seconds} s"
+    );
+    assert!(
+        killed_calls > 0 && killed_calls as usize <= labeling_calls(&slow),
+        "{killed_calls} calls in the manifest, {} at the server",
+        labeling_calls(&slow)
+    );
+
+    // The server's URL is not part of the run's identity: the same run goes on here.
+    let fast = FakeServer::with(config()).await;
+    let yaml = std::fs::read_to_string(&workspace.file).unwrap();
+    std::fs::write(&workspace.file, yaml.replace(&slow.url(), &fast.url())).unwrap();
+    assert_exit(&workspace.run().await, 0);
+    let finished = workspace.manifest();
+    assert_eq!(finished["status"], "complete");
+    let own_seconds = finished["wall_seconds"].as_f64().unwrap();
+    let total_seconds = finished["total_wall_seconds"].as_f64().unwrap();
+    assert!(
+        (total_seconds - (killed_seconds + own_seconds)).abs() < 1e-6,
+        "total {total_seconds} s is not {killed_seconds} s before the kill plus {own_seconds} s"
+    );
+    assert_eq!(
+        finished["total_calls_made"].as_u64().unwrap(),
+        killed_calls + finished["calls_made"].as_u64().unwrap()
+    );
+}
+
 /// The fault a request meets, as a pure function of its body and attempt number, so a
 /// rerun meets the same faults: a quarter of the calls fail, each in one of five ways.
 fn fault(request: &Recorded) -> Option<(&'static str, Reply)> {

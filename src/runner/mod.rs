@@ -103,8 +103,9 @@ struct Manifest<'a> {
     /// Wall time of this process's part of the run.
     wall_seconds: Option<f64>,
     /// Wall time of every process that worked on the run, this one included, so that a
-    /// run resumed across sessions still states what it cost. A process killed before
-    /// it could write its manifest is not counted.
+    /// run resumed across sessions still states what it cost. A running process
+    /// rewrites its figures every [`MANIFEST_EVERY`], so one that is killed loses at
+    /// most that much of them.
     total_wall_seconds: f64,
     dataset: DataManifest,
     exemplars: Option<DataManifest>,
@@ -119,6 +120,21 @@ struct Manifest<'a> {
     calls_from_cache: u64,
     /// Calls made by every process that worked on the run, this one included.
     total_calls_made: u64,
+}
+
+/// How often a running process brings its manifest's wall time and calls up to date.
+const MANIFEST_EVERY: Duration = Duration::from_secs(1);
+
+impl Manifest<'_> {
+    /// This process's spend so far, and the run's with it.
+    fn spent(&mut self, earlier: EarlierSpend, wall_seconds: f64, calls: (u64, u64)) {
+        let (calls_made, calls_from_cache) = calls;
+        self.wall_seconds = Some(wall_seconds);
+        self.total_wall_seconds = earlier.wall_seconds + wall_seconds;
+        self.calls_made = calls_made;
+        self.calls_from_cache = calls_from_cache;
+        self.total_calls_made = earlier.calls_made + calls_made;
+    }
 }
 
 /// What the processes before this one spent on a run, read from the manifest they left.
@@ -381,12 +397,22 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     let mut fresh = 0usize;
     let mut interrupted = false;
     let mut stopped = None;
+    let mut checkpoint =
+        tokio::time::interval_at(tokio::time::Instant::now() + MANIFEST_EVERY, MANIFEST_EVERY);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = &mut interrupt => {
                 interrupted = true;
                 break;
+            }
+            // A kill leaves the last of these behind: the next process adds its time
+            // and calls to the run's totals.
+            _ = checkpoint.tick() => {
+                let (calls_made, calls_from_cache, _) = progress.counts();
+                manifest.spent(earlier, started.elapsed().as_secs_f64(), (calls_made, calls_from_cache));
+                write_manifest(&run_dir, &manifest)?;
             }
             next = units.next() => match next {
                 Some((cell, example, judgment)) => {
@@ -434,14 +460,13 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         "complete"
     };
     manifest.ended_unix = Some(now_unix());
-    let wall_seconds = started.elapsed().as_secs_f64();
-    manifest.wall_seconds = Some(wall_seconds);
-    manifest.total_wall_seconds = earlier.wall_seconds + wall_seconds;
+    manifest.spent(
+        earlier,
+        started.elapsed().as_secs_f64(),
+        (calls_made, calls_from_cache),
+    );
     manifest.judgments = judged;
     manifest.failures = failed;
-    manifest.calls_made = calls_made;
-    manifest.calls_from_cache = calls_from_cache;
-    manifest.total_calls_made = earlier.calls_made + calls_made;
     write_manifest(&run_dir, &manifest)?;
 
     let table = if interrupted || stopped.is_some() {
