@@ -5,6 +5,8 @@
 //!   the ladder;
 //! - `decode/<model>`: sampling a rationale, one token at a time after a ~650-token
 //!   prompt, for every model of the ladder (the cost of a chain-of-thought cell);
+//! - `decode-long/<model>`: the same after a ~2,000-token prompt, where the attention
+//!   over the key/value state weighs more (the rationale of a 1-shot CoT cell);
 //! - `grid/smollm2-135m`: labeling pairs on the Table-2 grid (base and detailed
 //!   preambles x 0, 1 and 2 exemplars, both orders). One iteration labels the next pair
 //!   of every cell, so that any number of samples weighs the six cells alike. Each cell
@@ -24,7 +26,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use prompts::{decoding_inputs, model_file, prefill_tokens, table_two_prompts};
+use prompts::{
+    decoding_inputs, long_decoding_inputs, model_file, prefill_tokens, table_two_prompts,
+};
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::Engine;
 use rlaif::embedded::model::{Model, Sequence};
@@ -138,12 +142,30 @@ fn prefill(c: &mut Criterion) {
     group.finish();
 }
 
-/// Tokens sampled per iteration of the decode group.
+/// Tokens sampled per iteration of the decode groups.
 const DECODED: usize = 64;
+
+/// The context of the `decode-long` group: about where a 1-shot chain-of-thought cell
+/// writes its rationale (a prompt of 1,000-1,500 tokens, then up to 512 of its own).
+const LONG_CONTEXT: usize = 2000;
 
 fn decode(c: &mut Criterion) {
     let prompts = table_two_prompts();
-    let mut group = c.benchmark_group("decode");
+    decode_group(c, "decode", |engine| {
+        decoding_inputs(engine, &prompts, DECODED)
+    });
+}
+
+fn decode_long(c: &mut Criterion) {
+    let prompts = table_two_prompts();
+    decode_group(c, "decode-long", |engine| {
+        long_decoding_inputs(engine, &prompts, LONG_CONTEXT, DECODED)
+    });
+}
+
+/// Decoding after the prompt `inputs` gives each model, with the tokens to decode.
+fn decode_group(c: &mut Criterion, name: &str, inputs: impl Fn(&Engine) -> (Vec<u32>, Vec<u32>)) {
+    let mut group = c.benchmark_group(name);
     // An iteration takes up to seconds on the larger models.
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
@@ -152,7 +174,7 @@ fn decode(c: &mut Criterion) {
     for name in LADDER {
         let path = model_file(name);
         let engine = Engine::open(&ModelSource::File(path.clone()), false, true).expect("loads");
-        let (tokens, decoded) = decoding_inputs(&engine, &prompts, DECODED);
+        let (tokens, decoded) = inputs(&engine);
         let model: &Model = engine.model();
         let mut sequence = Sequence::default();
         model.extend(&mut sequence, &tokens).expect("evaluates");
@@ -247,5 +269,5 @@ fn grid(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, prefill, decode, grid);
+criterion_group!(benches, prefill, decode, decode_long, grid);
 criterion_main!(benches);

@@ -1,4 +1,5 @@
 //! What the embedded benchmarks share: the ladder's model files and real TL;DR prompts.
+#![allow(dead_code)] // each benchmark uses part of it
 
 use std::path::{Path, PathBuf};
 
@@ -77,4 +78,31 @@ pub fn decoding_inputs(
     let longest_cell = prompts.last().expect("cells");
     let continuation = engine.prompt_tokens(&longest_cell[1]).expect("tokenizes");
     (tokens, continuation[..count].to_vec())
+}
+
+/// `context` prompt tokens (the longest cell's prompts one after another, as far as
+/// they go), and `count` tokens to feed back after them: decoding where a rationale
+/// of a 1-shot chain-of-thought cell is written, far into a long prompt.
+pub fn long_decoding_inputs(
+    engine: &Engine,
+    prompts: &[Vec<String>],
+    context: usize,
+    count: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let longest_cell = prompts.last().expect("cells");
+    let mut tokens = Vec::new();
+    for prompt in longest_cell {
+        if tokens.len() >= context + count {
+            break;
+        }
+        tokens.extend(engine.prompt_tokens(prompt).expect("tokenizes"));
+    }
+    assert!(
+        tokens.len() >= context + count,
+        "the cell's prompts hold {} tokens, short of {context} + {count}",
+        tokens.len()
+    );
+    let decoded = tokens[context..context + count].to_vec();
+    tokens.truncate(context);
+    (tokens, decoded)
 }

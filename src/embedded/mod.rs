@@ -8,6 +8,7 @@
 //! exemplars, an example's two orders share the post, a prompt's samples share it
 //! whole), so most of every prompt is never computed twice.
 
+mod attention;
 pub mod engine;
 pub mod model;
 pub mod tokenizer;

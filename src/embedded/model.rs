@@ -17,6 +17,8 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Tensor};
 
+use super::attention::OneTokenAttention;
+
 /// Why a model cannot be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -654,16 +656,25 @@ impl Model {
         let total = start + count;
         let group = heads / kv_heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
-        // Query heads that share a key head are stacked, one matmul per key head.
-        let q = (q.reshape((rows * kv_heads, group * count, head_dim))? * scale)?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = scores
-            .reshape((rows * kv_heads, group, count, total))?
-            .broadcast_add(mask)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights
-            .reshape((rows * kv_heads, group * count, total))?
-            .matmul(&v)?;
+        // Query heads that share a key head are stacked, one product per key head.
+        let q = q.reshape((rows * kv_heads, group * count, head_dim))?;
+        let out = if count == 1 && OneTokenAttention::reads(&k, &v) {
+            let window = hyper.sliding_window.filter(|_| layer.sliding);
+            let one_token = OneTokenAttention {
+                scale: scale as f32,
+                window,
+            };
+            q.contiguous()?.apply_op3_no_bwd(&k, &v, &one_token)?
+        } else {
+            let scores = (q * scale)?.matmul(&k.t()?)?;
+            let scores = scores
+                .reshape((rows * kv_heads, group, count, total))?
+                .broadcast_add(mask)?;
+            let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+            weights
+                .reshape((rows * kv_heads, group * count, total))?
+                .matmul(&v)?
+        };
         let out = out
             .reshape((rows, heads, count, head_dim))?
             .transpose(1, 2)?
