@@ -58,6 +58,10 @@ impl CustomOp3 for OneTokenAttention {
                 value_layout.shape()
             );
         }
+        let rows_contiguous = |layout: &Layout| layout.stride()[1..] == [dim, 1];
+        if !rows_contiguous(key_layout) || !rows_contiguous(value_layout) {
+            candle_core::bail!("one-token attention: key or value rows are not contiguous");
+        }
         let Some((query_start, query_end)) = query_layout.contiguous_offsets() else {
             candle_core::bail!("one-token attention: the queries are not contiguous");
         };
@@ -308,6 +312,14 @@ mod tests {
     #[test]
     fn transposed_state_is_not_read() {
         let k = random((2, 8, 16), 7);
-        assert!(!OneTokenAttention::reads(&k.transpose(1, 2).unwrap(), &k));
+        let transposed = k.transpose(1, 2).unwrap();
+        assert!(!OneTokenAttention::reads(&transposed, &k));
+        let q = random((2, 1, 8), 8);
+        let op = OneTokenAttention {
+            scale: 1.0,
+            window: None,
+        };
+        let refused = q.apply_op3_no_bwd(&transposed, &transposed, &op);
+        assert!(refused.is_err(), "strided rows are refused, not misread");
     }
 }
