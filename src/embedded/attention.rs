@@ -26,12 +26,15 @@ impl OneTokenAttention {
     /// Whether `keys` and `values` (`[key_heads, positions, head_dim]`) keep each
     /// position's `head_dim` numbers side by side, as this kernel reads them.
     pub fn reads(keys: &candle_core::Tensor, values: &candle_core::Tensor) -> bool {
-        let rows_contiguous = |t: &candle_core::Tensor| {
-            let (stride, dims) = (t.stride(), t.dims());
-            dims.len() == 3 && stride[2] == 1 && stride[1] == dims[2]
-        };
-        rows_contiguous(keys) && rows_contiguous(values)
+        rows_contiguous(keys.layout()) && rows_contiguous(values.layout())
     }
+}
+
+/// Whether a `[heads, positions, dim]` layout keeps each position's `dim` numbers side
+/// by side.
+fn rows_contiguous(layout: &Layout) -> bool {
+    let (stride, dims) = (layout.stride(), layout.dims());
+    dims.len() == 3 && stride[1..] == [dims[2], 1]
 }
 
 impl CustomOp3 for OneTokenAttention {
@@ -58,7 +61,6 @@ impl CustomOp3 for OneTokenAttention {
                 value_layout.shape()
             );
         }
-        let rows_contiguous = |layout: &Layout| layout.stride()[1..] == [dim, 1];
         if !rows_contiguous(key_layout) || !rows_contiguous(value_layout) {
             candle_core::bail!("one-token attention: key or value rows are not contiguous");
         }
