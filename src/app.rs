@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::backend;
 use crate::cache::{self, CacheError, Repair};
 use crate::cli::{
     CacheAction, Cli, Command, CompareFormat, MetricArg, ModelsCommand, OrderArg, PlanFormat,
@@ -68,6 +69,10 @@ pub enum AppError {
     Cache(#[from] CacheError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    #[error(
+        "cannot start rlaif again with one thread per embedded worker (set RAYON_NUM_THREADS=1 and CANDLE_NUM_THREADS=1 yourself, or set `workers: 1`)"
+    )]
+    Restart(#[source] std::io::Error),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
 }
@@ -96,7 +101,7 @@ impl AppError {
     /// The process exit code: 2 for bad input (nothing was run), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Output(_) | AppError::Runtime(_) => 1,
+            AppError::Output(_) | AppError::Runtime(_) | AppError::Restart(_) => 1,
             // A labeler that fails its preflight means nothing was sent: fix and rerun.
             AppError::Run(
                 RunError::Preflight { .. } | RunError::Build(_) | RunError::Prompt(_),
@@ -323,6 +328,14 @@ fn run_experiment(
 ) -> Result<Outcome, AppError> {
     let limit = (!yes).then_some(CONFIRM_ABOVE_CELLS);
     let prepared = prepare::prepare_with(file, limit)?;
+    backend::settle_threads(
+        prepared
+            .experiment
+            .labelers
+            .iter()
+            .map(|(_, config)| config),
+    )
+    .map_err(AppError::Restart)?;
     let runtime = runtime()?;
     let outcome = runtime.block_on(runner::run(&prepared, options))?;
     let resume = format!(
@@ -403,6 +416,8 @@ fn label_pairs(
 ) -> Result<Outcome, AppError> {
     let prepared = prepare::prepare(file)?;
     let cell = find_cell(&prepared, cell_name)?;
+    backend::settle_threads(prepared.experiment.labeler(&cell.settings.labeler))
+        .map_err(AppError::Restart)?;
     let runtime = runtime()?;
     let outcome = runtime.block_on(label::label(&prepared, cell, options))?;
     let resume = format!(

@@ -467,6 +467,26 @@ const CASES: &[Case] = &[
         ],
         ..CASE
     },
+    Case {
+        name: "embedded-threads-beside-several-workers",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "backend: simulated, accuracy: 0.8",
+                    "backend: embedded, model: smollm2-135m, threads: 2, workers: 2",
+                )],
+                "",
+            ),
+        )],
+        args: VALIDATE,
+        stderr: &[
+            "exp.yaml:6:",
+            "`threads` is 2, but each of the 2 workers computes on one thread",
+            "remove `threads:` or set it to 1, or set `workers: 1`",
+        ],
+        ..CASE
+    },
     // --- names that could point outside the results root --------------------------------
     Case {
         name: "experiment-name-with-parent-folders",

@@ -329,16 +329,55 @@ fn chat_prompts_match_llama_cpp_python() {
     );
 }
 
+/// What the in-process run tests start from: SmolLM2 in the models home, a scratch
+/// folder, and the constructed summary pairs.
+fn smollm2_and_constructed_pairs() -> (PathBuf, tempfile::TempDir, PathBuf) {
+    let home = models::models_home();
+    models::model_path("smollm2-135m");
+    let pairs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/data/constructed-summaries.jsonl");
+    (home, tempfile::tempdir().unwrap(), pairs)
+}
+
+/// `rlaif run FILE --results RESULTS --quiet` on the models home, with the thread count
+/// left to rlaif whatever the caller's environment says.
+fn run_quietly(file: &Path, results: &Path, home: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rlaif"))
+        .arg("run")
+        .arg(file)
+        .arg("--results")
+        .arg(results)
+        .arg("--quiet")
+        .env("RLAIF_HOME", home)
+        .env_remove("RAYON_NUM_THREADS")
+        .env_remove("CANDLE_NUM_THREADS")
+        .output()
+        .unwrap()
+}
+
+/// The one run folder under an experiment's results folder.
+fn the_run_folder(experiment: &Path) -> PathBuf {
+    std::fs::read_dir(experiment)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap()
+}
+
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// `rlaif run` on the embedded labeler end to end: the model is pulled into the models
 /// home, every judgment is made, and a rerun resumes from the journal and the cache with
 /// an identical summary.
 #[test]
 fn run_labels_pairs_in_process_and_resumes() {
-    let home = models::models_home();
-    models::model_path("smollm2-135m");
-    let dir = tempfile::tempdir().unwrap();
-    let pairs =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/data/constructed-summaries.jsonl");
+    let (home, dir, pairs) = smollm2_and_constructed_pairs();
     let yaml = format!(
         "name: embedded-run\n\
          task: summarization\n\
@@ -352,17 +391,7 @@ fn run_labels_pairs_in_process_and_resumes() {
     let file = dir.path().join("run.yaml");
     std::fs::write(&file, yaml).unwrap();
     let results = dir.path().join("results");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rlaif"))
-            .arg("run")
-            .arg(&file)
-            .arg("--results")
-            .arg(&results)
-            .arg("--quiet")
-            .env("RLAIF_HOME", &home)
-            .output()
-            .unwrap()
-    };
+    let run = || run_quietly(&file, &results, &home);
     let first = run();
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
@@ -374,11 +403,7 @@ fn run_labels_pairs_in_process_and_resumes() {
         stdout.contains("0-shot/cot/smollm2") && stdout.contains("report:"),
         "{stdout}"
     );
-    let run_dir = std::fs::read_dir(results.join("embedded-run"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.is_dir())
-        .unwrap();
+    let run_dir = the_run_folder(&results.join("embedded-run"));
     let summary = std::fs::read_to_string(run_dir.join("summary.json")).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&summary).unwrap();
     let cells = parsed["cells"].as_array().unwrap();
@@ -414,6 +439,76 @@ fn run_labels_pairs_in_process_and_resumes() {
         8,
         "a rerun judges nothing again"
     );
+}
+
+/// `workers: 2`: rlaif starts itself again with one thread per worker (its manifest says
+/// so), and the two workers judge every pair as one worker does.
+#[test]
+fn two_workers_judge_as_one_worker_does() {
+    let (home, dir, pairs) = smollm2_and_constructed_pairs();
+    let run = |workers: usize| {
+        let yaml = format!(
+            "name: workers\n\
+             task: summarization\n\
+             dataset: {{ format: pairs, path: {path}, limit: 8 }}\n\
+             labelers:\n\
+             \x20 smollm2: {{ backend: embedded, model: smollm2-135m, max_rationale_tokens: 16, workers: {workers} }}\n\
+             grid:\n\
+             \x20 cot: [false, true]\n",
+            path = pairs.display()
+        );
+        let file = dir.path().join(format!("workers-{workers}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        // Each its own results folder, so that neither answers from the other's cache.
+        let results = dir.path().join(format!("results-{workers}"));
+        assert_succeeded(&run_quietly(&file, &results, &home));
+        let run_dir = the_run_folder(&results.join("workers"));
+        let read = |name: &str| std::fs::read_to_string(run_dir.join(name)).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).unwrap();
+        let mut judgments: Vec<serde_json::Value> = read("judgments.jsonl")
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        judgments.sort_by_key(|judgment| {
+            (
+                judgment["cell"].to_string(),
+                judgment["example"].to_string(),
+            )
+        });
+        (manifest, judgments)
+    };
+    let (one_manifest, one) = run(1);
+    let (two_manifest, two) = run(2);
+    assert_eq!(one_manifest["labelers"][0]["workers"], 1);
+    assert_eq!(two_manifest["labelers"][0]["workers"], 2);
+    assert_eq!(two_manifest["labelers"][0]["threads_per_worker"], 1);
+    assert_eq!(one.len(), 16);
+    assert_eq!(two.len(), 16);
+    for (alone, shared) in one.iter().zip(&two) {
+        assert_eq!(alone["example"], shared["example"]);
+        assert_eq!(alone["cell"], shared["cell"]);
+        for (a, b) in alone["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(shared["orders"].as_array().unwrap())
+        {
+            // A worker reuses another prefix of the same prompt than a lone engine does,
+            // which moves the last digits, never the answer.
+            let (p_a, p_b) = (
+                a["p_first"].as_f64().unwrap(),
+                b["p_first"].as_f64().unwrap(),
+            );
+            assert!((p_a - p_b).abs() < 1e-3, "{alone}\n{shared}");
+            let rationales = |order: &serde_json::Value| -> Vec<serde_json::Value> {
+                order["samples"]
+                    .as_array()
+                    .map(|samples| samples.iter().map(|s| s["rationale"].clone()).collect())
+                    .unwrap_or_default()
+            };
+            assert_eq!(rationales(a), rationales(b), "{alone}\n{shared}");
+        }
+    }
 }
 
 /// `rlaif label` on 50 HH-RLHF helpfulness pairs with SmolLM2 in-process: every line's
@@ -471,22 +566,10 @@ fn label_writes_fifty_pairs_field_by_field_with_the_embedded_labeler() {
         "--output".as_ref(),
         output.as_os_str(),
     ]);
-    assert!(
-        labeled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&labeled.stderr)
-    );
+    assert_succeeded(&labeled);
     let run = rlaif(&["run".as_ref(), file.as_os_str()]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let run_dir = std::fs::read_dir(results.join("embedded-label"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.is_dir())
-        .unwrap();
+    assert_succeeded(&run);
+    let run_dir = the_run_folder(&results.join("embedded-label"));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
             .unwrap();

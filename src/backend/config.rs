@@ -61,6 +61,8 @@ pub enum LabelerConfig {
         /// A model file to use instead of the registry one (for a model outside the ladder).
         path: Option<PathBuf>,
         threads: Option<usize>,
+        /// Model instances computing side by side, one thread each, sharing the weights.
+        workers: usize,
         /// Wrap the prompt in the model's chat template.
         chat: bool,
         max_rationale_tokens: u32,

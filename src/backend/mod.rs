@@ -244,6 +244,47 @@ pub enum BuildError {
     Client(#[source] reqwest::Error),
 }
 
+/// Settles how many threads the embedded labelers compute on, before the process starts
+/// any thread: one per worker when a labeler has several workers, else what candle
+/// chooses (every physical core unless `RAYON_NUM_THREADS` says otherwise). The count
+/// holds for the whole process, so it is settled once for all the labelers a command
+/// builds. When the environment does not already say one thread, this starts the same
+/// command again under it, in place of this process (same process id, same terminal),
+/// and returns only if that fails.
+pub fn settle_threads<'a>(
+    labelers: impl IntoIterator<Item = &'a LabelerConfig>,
+) -> Result<(), std::io::Error> {
+    let several_workers = labelers
+        .into_iter()
+        .any(|config| matches!(config, LabelerConfig::Embedded { workers, .. } if *workers > 1));
+    #[cfg(all(feature = "embedded", unix))]
+    if several_workers {
+        use std::os::unix::process::CommandExt;
+        let one_thread = crate::embedded::ONE_THREAD;
+        if one_thread
+            .iter()
+            .any(|(variable, value)| std::env::var(variable).ok().as_deref() != Some(value))
+        {
+            return Err(std::process::Command::new(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .envs(one_thread)
+                .exec());
+        }
+    }
+    #[cfg(not(all(feature = "embedded", unix)))]
+    let _ = several_workers;
+    Ok(())
+}
+
+/// The threads each embedded worker computes on in this process; `None` in a build
+/// without the embedded backend.
+pub fn embedded_threads() -> Option<usize> {
+    #[cfg(feature = "embedded")]
+    return Some(candle_core::utils::get_num_threads());
+    #[cfg(not(feature = "embedded"))]
+    None
+}
+
 /// Builds the labeler an experiment declares under `name`. `quiet` silences the
 /// progress of a model download.
 pub fn build(

@@ -1,6 +1,8 @@
 //! One model, its tokenizer and the key/value state of the last sequence: scores and
 //! generates, reusing the longest prefix a prompt shares with what was evaluated before.
 
+use std::sync::Arc;
+
 use crate::backend::{
     CallError, GenerateRequest, Generation, ScoreRequest, Scored, Scoring, Usage,
 };
@@ -14,10 +16,11 @@ use super::tokenizer::Tokenizer;
 /// A loaded model ready to answer calls.
 #[derive(Debug)]
 pub struct Engine {
-    model: Model,
-    tokenizer: Tokenizer,
+    // Shared by the engine's siblings: only the sequence is an engine's own.
+    model: Arc<Model>,
+    tokenizer: Arc<Tokenizer>,
     sequence: Sequence,
-    chat: Option<ChatTemplate>,
+    chat: Option<Arc<ChatTemplate>>,
     /// The vocabulary's tokens for the answers "1" and "2", always reported when scoring
     /// so that the preference is read from exact probabilities, never from a bound.
     choices: Vec<u32>,
@@ -46,7 +49,7 @@ impl Engine {
                     path.display()
                 ),
             })?;
-            Some(ChatTemplate::new(source, &content, &tokenizer)?)
+            Some(Arc::new(ChatTemplate::new(source, &content, &tokenizer)?))
         } else {
             None
         };
@@ -55,12 +58,24 @@ impl Engine {
             .filter_map(|choice| tokenizer.token_id(choice))
             .collect();
         Ok(Engine {
-            model,
-            tokenizer,
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
             sequence: Sequence::default(),
             chat,
             choices,
         })
+    }
+
+    /// Another engine on the same weights, tokenizer and chat template, with a sequence
+    /// of its own: engines on several threads then hold the model once.
+    pub fn sibling(&self) -> Engine {
+        Engine {
+            model: Arc::clone(&self.model),
+            tokenizer: Arc::clone(&self.tokenizer),
+            sequence: Sequence::default(),
+            chat: self.chat.clone(),
+            choices: self.choices.clone(),
+        }
     }
 
     pub fn model(&self) -> &Model {

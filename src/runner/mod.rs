@@ -198,6 +198,15 @@ struct LabelerManifest {
     backend: &'static str,
     identity: String,
     mode: &'static str,
+    /// How an embedded labeler computed: the run's speed depends on it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    compute: Option<EmbeddedCompute>,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddedCompute {
+    workers: usize,
+    threads_per_worker: usize,
 }
 
 /// The mode a labeler's preferences are read in, as reports show it.
@@ -281,6 +290,15 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 backend: config.backend(),
                 identity: labeler.labeler().identity().to_owned(),
                 mode: mode_of(config),
+                compute: match config {
+                    LabelerConfig::Embedded { workers, .. } => {
+                        backend::embedded_threads().map(|threads| EmbeddedCompute {
+                            workers: *workers,
+                            threads_per_worker: threads,
+                        })
+                    }
+                    _ => None,
+                },
             }
         })
         .collect();
@@ -679,7 +697,9 @@ pub(crate) fn procedure<'a>(
         max_rationale_tokens,
         top_k,
         alternatives,
-        sequential: concurrency_of(config) == 1,
+        // Each embedded worker keeps one sequence: an example's prompts, one after
+        // another, extend each other on the worker that takes them.
+        sequential: concurrency_of(config) == 1 || matches!(config, LabelerConfig::Embedded { .. }),
     }
 }
 
@@ -689,7 +709,7 @@ pub(crate) fn concurrency_of(config: &LabelerConfig) -> usize {
         LabelerConfig::Openai {
             max_concurrency, ..
         } => *max_concurrency,
-        LabelerConfig::Embedded { .. } => 1,
+        LabelerConfig::Embedded { workers, .. } => *workers,
         LabelerConfig::Simulated { .. } => 64,
     }
 }

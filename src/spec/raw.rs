@@ -66,6 +66,7 @@ pub struct RawLabeler {
     // embedded
     pub path: Option<String>,
     pub threads: Option<i64>,
+    pub workers: Option<i64>,
     pub chat: Option<bool>,
     // simulated
     pub accuracy: Option<f64>,

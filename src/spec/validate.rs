@@ -87,6 +87,7 @@ const EMBEDDED_KEYS: &[&str] = &[
     "model",
     "path",
     "threads",
+    "workers",
     "chat",
     "max_rationale_tokens",
     "top_k",
@@ -664,10 +665,21 @@ impl<'a> Checker<'a> {
         let threads = raw
             .threads
             .map(|_| self.positive(raw.threads, path, "threads", 1) as usize);
+        let workers = self.positive(raw.workers, path, "workers", 1) as usize;
+        if workers > 1
+            && let Some(threads) = threads.filter(|&threads| threads != 1)
+        {
+            self.at(
+                &child(path, "threads"),
+                format!("`threads` is {threads}, but each of the {workers} workers computes on one thread"),
+                Some("remove `threads:` or set it to 1, or set `workers: 1`".to_owned()),
+            );
+        }
         Some(LabelerConfig::Embedded {
             model: model?,
             path: model_file,
             threads,
+            workers,
             chat: raw.chat.unwrap_or(false),
             max_rationale_tokens,
             top_k,
