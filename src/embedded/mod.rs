@@ -53,6 +53,8 @@ enum Job {
 #[derive(Debug)]
 pub struct Embedded {
     identity: String,
+    /// The model's name in the experiment, for the worker threads' names.
+    model: String,
     source: ModelSource,
     chat: bool,
     quiet: bool,
@@ -161,6 +163,7 @@ impl Embedded {
         };
         Embedded {
             identity,
+            model: model.clone(),
             source,
             chat: *chat,
             quiet,
@@ -179,23 +182,14 @@ impl Embedded {
                     tokio::task::spawn_blocking(move || Engine::open(&source, chat, quiet))
                         .await
                         .map_err(|_| worker_gone())??;
-                let name = match &self.source {
-                    ModelSource::Registry(name) => name.clone(),
-                    ModelSource::File(path) => path.file_stem().map_or_else(
-                        || "model".to_owned(),
-                        |stem| stem.to_string_lossy().into_owned(),
-                    ),
-                };
-                let mut engines: Vec<Engine> =
-                    (1..self.workers).map(|_| engine.sibling()).collect();
-                engines.insert(0, engine);
-                let jobs = engines
-                    .into_iter()
+                let siblings: Vec<Engine> = (1..self.workers).map(|_| engine.sibling()).collect();
+                let jobs = std::iter::once(engine)
+                    .chain(siblings)
                     .enumerate()
                     .map(|(index, engine)| {
                         let (sender, receiver) = mpsc::channel();
                         std::thread::Builder::new()
-                            .name(format!("embedded-{name}-{index}"))
+                            .name(format!("embedded-{}-{index}", self.model))
                             .spawn(move || work(engine, &receiver))
                             .map_err(|error| CallError::Model {
                                 message: format!("cannot start an embedded worker thread: {error}"),
