@@ -654,6 +654,74 @@ mod shipped_experiments {
         assert!(missing.is_empty(), "experiments/ lacks {missing:?}");
     }
 
+    /// results/README.md reports the committed runs: every `[run](…/report.md)` link
+    /// names a committed run folder, and every alignment with its interval in the page's
+    /// tables is one a cited run's summary.json holds, so neither can change alone.
+    #[test]
+    fn the_results_page_quotes_its_committed_runs() {
+        let results = repo().join("results");
+        let page = std::fs::read_to_string(results.join("README.md")).unwrap();
+
+        let mut cited = std::collections::BTreeSet::new();
+        let mut runs = 0;
+        for target in page
+            .split("](")
+            .skip(1)
+            .filter_map(|link| link.split(')').next())
+        {
+            let Some(run) = target.strip_suffix("/report.md") else {
+                continue;
+            };
+            let folder = results.join(run);
+            assert!(
+                folder.join("report.md").is_file(),
+                "results/README.md links {target}, which is not committed"
+            );
+            let summary = std::fs::read_to_string(folder.join("summary.json")).unwrap();
+            let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+            for cell in summary["cells"].as_array().unwrap() {
+                let percent = |key: &str| 100.0 * cell[key].as_f64().unwrap();
+                cited.insert(format!(
+                    "{:.1}% [{:.1}, {:.1}]",
+                    percent("alignment"),
+                    percent("ci_low"),
+                    percent("ci_high")
+                ));
+            }
+            runs += 1;
+        }
+        assert!(
+            runs >= 20,
+            "only {runs} run links found in results/README.md"
+        );
+
+        let mut quoted = 0;
+        for row in page.lines().filter(|line| line.starts_with('|')) {
+            for figure in alignments_with_intervals(&row.replace("**", "")) {
+                assert!(
+                    cited.contains(&figure),
+                    "results/README.md quotes {figure} in `{row}`, which no cited run's \
+                     summary.json holds"
+                );
+                quoted += 1;
+            }
+        }
+        assert!(quoted >= 60, "only {quoted} figures found in the tables");
+    }
+
+    /// Each `NN.N% [LO, HI]` of a line.
+    fn alignments_with_intervals(line: &str) -> Vec<String> {
+        line.match_indices("% [")
+            .filter_map(|(at, _)| {
+                let start = line[..at]
+                    .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+                    .len();
+                let end = at + line[at..].find(']')? + 1;
+                Some(line[start..end].to_owned())
+            })
+            .collect()
+    }
+
     /// The annotated experiment file of the README is what a newcomer copies: every key
     /// it shows must exist and the whole file must validate and plan, with its data and
     /// template paths pointed at real folders.
