@@ -84,6 +84,7 @@ fn workers(c: &mut Criterion) {
             workers,
             chat: false,
             max_rationale_tokens: RATIONALE_TOKENS,
+            rationale_stop: Vec::new(),
             top_k: 40,
         };
         let labeler = rlaif::backend::build("bench", &config, &client, true).expect("builds");

@@ -164,6 +164,9 @@ struct Provenance<'a> {
     model: Option<String>,
     /// The labeler's identity as the call cache keys it (model and answer settings).
     identity: String,
+    /// Every labeler setting that can change an answer (rationale length and stops,
+    /// top-k, ...), as the run id counts them.
+    labeler_settings: serde_json::Value,
     templates_sha256: String,
     rlaif_version: &'static str,
 }
@@ -272,6 +275,7 @@ pub async fn label(
         backend: config.backend(),
         model: runner::model_of(config),
         identity: labeler.labeler().identity().to_owned(),
+        labeler_settings: config.answer_settings(),
         templates_sha256: prepared.templates.fingerprint(),
         rlaif_version: env!("CARGO_PKG_VERSION"),
     };

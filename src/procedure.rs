@@ -120,6 +120,8 @@ pub struct Procedure<'a> {
     pub position_debias: PositionDebias,
     pub seed: u64,
     pub max_rationale_tokens: u32,
+    /// Where a rationale ends besides the prompt's own ending.
+    pub rationale_stop: Vec<String>,
     pub top_k: u32,
     /// Alternatives asked for at the scoring position (or answers sampled, parsed mode).
     pub alternatives: u32,
@@ -323,7 +325,10 @@ impl Procedure<'_> {
             top_k: if greedy { 0 } else { self.top_k },
             sample: if greedy { 0 } else { sample },
             seed: if greedy { 0 } else { self.seed },
-            stop: vec![prompt.ending.clone()],
+            stop: std::iter::once(&prompt.ending)
+                .chain(&self.rationale_stop)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -334,7 +339,9 @@ impl Procedure<'_> {
         generated: Answered<Generation>,
         truth: &Truth,
     ) -> Step<SampleJudgment> {
-        let rationale = prompt.clean_rationale(&generated.answer.text).to_owned();
+        let rationale = prompt
+            .clean_rationale(before_stop(&generated.answer.text, &self.rationale_stop))
+            .to_owned();
         let text = prompt.scoring_text_after(&rationale);
         let (judged, mut cost) = self.score(text, Some(rationale), truth).await;
         cost.add(&generated, generated.answer.usage);
@@ -380,6 +387,17 @@ async fn all<F: Future>(sequential: bool, futures: Vec<F>) -> Vec<F::Output> {
     } else {
         futures::future::join_all(futures).await
     }
+}
+
+/// `text` up to the first of `stops`: a server that ignores stop strings must not carry
+/// what follows into the scoring prompt.
+fn before_stop<'t>(text: &'t str, stops: &[String]) -> &'t str {
+    let end = stops
+        .iter()
+        .filter_map(|stop| text.find(stop.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 fn failure(error: &CallError) -> Failure {
@@ -628,6 +646,18 @@ mod tests {
         assert!((combine(&judged, Polarity::Inverted) - 0.1).abs() < 1e-12);
         let judged = [order(Order::Ba, 0.9)];
         assert!((combine(&judged, Polarity::Inverted) - 0.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_rationale_is_cut_before_the_first_stop_a_server_ignored() {
+        let stops = ["###".to_owned(), "\n\n".to_owned()];
+        assert_eq!(
+            before_stop("Summary 1 is better.\n\n### Example 3", &stops),
+            "Summary 1 is better."
+        );
+        assert_eq!(before_stop("A ### B\n\nC", &stops), "A ");
+        assert_eq!(before_stop("No stop here.", &stops), "No stop here.");
+        assert_eq!(before_stop("Anything", &[]), "Anything");
     }
 
     #[test]

@@ -487,6 +487,44 @@ const CASES: &[Case] = &[
         ],
         ..CASE
     },
+    Case {
+        name: "rationale-stop-empty",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "backend: simulated, accuracy: 0.8",
+                    "backend: embedded, model: smollm2-135m, rationale_stop: [\"###\", \"\"]",
+                )],
+                "",
+            ),
+        )],
+        stderr: &[
+            "exp.yaml:6:",
+            "an empty `rationale_stop` would end every rationale before it begins",
+            "give the text a rationale must not run into, e.g. \"###\"",
+        ],
+        ..CASE
+    },
+    Case {
+        name: "rationale-stop-too-many",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "backend: simulated, accuracy: 0.8",
+                    "backend: openai, base_url: \"http://127.0.0.1:8000/v1\", model: m, rationale_stop: [a, b, c, d]",
+                )],
+                "",
+            ),
+        )],
+        stderr: &[
+            "exp.yaml:6:",
+            "`rationale_stop` lists 4 strings, more than the 3 it can take",
+            "OpenAI-compatible servers take at most 4 stop strings",
+        ],
+        ..CASE
+    },
     // --- names that could point outside the results root --------------------------------
     Case {
         name: "experiment-name-with-parent-folders",

@@ -511,6 +511,83 @@ fn two_workers_judge_as_one_worker_does() {
     }
 }
 
+/// `rationale_stop`: greedy decoding that stops at "." writes the unstopped rationale up
+/// to its first ".", and pays for fewer tokens than the labeler without the stop.
+#[test]
+fn a_rationale_stop_ends_each_rationale_where_the_stop_begins() {
+    let (home, dir, pairs) = smollm2_and_constructed_pairs();
+    let yaml = format!(
+        "name: stopped\n\
+         task: summarization\n\
+         dataset: {{ format: pairs, path: {path}, limit: 4 }}\n\
+         labelers:\n\
+         \x20 plain: {{ backend: embedded, model: smollm2-135m, max_rationale_tokens: 32 }}\n\
+         \x20 stopped: {{ backend: embedded, model: smollm2-135m, max_rationale_tokens: 32, rationale_stop: \".\" }}\n\
+         grid:\n\
+         \x20 cot: [true]\n",
+        path = pairs.display()
+    );
+    let file = dir.path().join("stopped.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let results = dir.path().join("results");
+    assert_succeeded(&run_quietly(&file, &results, &home));
+    let journal =
+        std::fs::read_to_string(the_run_folder(&results.join("stopped")).join("judgments.jsonl"))
+            .unwrap();
+    let judgments: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(judgments.len(), 8);
+    let of = |labeler: &str| -> Vec<&serde_json::Value> {
+        let mut found: Vec<&serde_json::Value> = judgments
+            .iter()
+            .filter(|judgment| judgment["cell_name"].as_str().unwrap().ends_with(labeler))
+            .collect();
+        found.sort_by_key(|judgment| judgment["example"].to_string());
+        found
+    };
+    let (plain, stopped) = (of("/plain"), of("/stopped"));
+    let rationales = |judgment: &serde_json::Value| -> Vec<String> {
+        judgment["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| {
+                order["samples"][0]["rationale"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let completion_tokens = |judgments: &[&serde_json::Value]| -> u64 {
+        judgments
+            .iter()
+            .map(|judgment| judgment["usage"]["completion_tokens"].as_u64().unwrap())
+            .sum()
+    };
+    let mut stopped_early = 0;
+    for (whole, cut) in plain.iter().zip(&stopped) {
+        assert_eq!(whole["example"], cut["example"]);
+        for (whole, cut) in rationales(whole).iter().zip(rationales(cut)) {
+            assert!(!cut.contains('.'), "{cut:?}");
+            match whole.find('.') {
+                Some(at) => {
+                    stopped_early += 1;
+                    assert_eq!(cut, whole[..at].trim_end(), "{whole:?}");
+                }
+                None => assert_eq!(&cut, whole),
+            }
+        }
+    }
+    assert!(
+        stopped_early > 0,
+        "no plain rationale holds a \".\", so the stop was never tested: {plain:?}"
+    );
+    assert!(completion_tokens(&stopped) < completion_tokens(&plain));
+}
+
 /// `rlaif label` on 50 HH-RLHF helpfulness pairs with SmolLM2 in-process: every line's
 /// fields, and the same labels from the call cache when the run judges the same pairs.
 #[test]
@@ -618,6 +695,8 @@ fn label_writes_fifty_pairs_field_by_field_with_the_embedded_labeler() {
         let provenance = &line["provenance"];
         assert_eq!(provenance["model"], "smollm2-135m");
         assert_eq!(provenance["backend"], "embedded");
+        assert_eq!(provenance["labeler_settings"]["model"], "smollm2-135m");
+        assert_eq!(provenance["labeler_settings"]["max_rationale_tokens"], 512);
         assert_eq!(provenance["cell"], "detailed/0-shot/smollm2");
         assert_eq!(provenance["templates_sha256"], manifest["templates_sha256"]);
         assert!(

@@ -197,6 +197,7 @@ fn labels_match_the_runs_judgments_field_by_field() {
         assert_eq!(provenance["settings"]["preamble"], "detailed");
         assert_eq!(provenance["labeler"], "biased");
         assert_eq!(provenance["backend"], "simulated");
+        assert_eq!(provenance["labeler_settings"]["backend"], "simulated");
         assert_eq!(provenance["templates_sha256"], manifest["templates_sha256"]);
         assert!(
             provenance["identity"]

@@ -60,6 +60,7 @@ impl Setup {
             timeout_secs: self.timeout_secs,
             max_retries: self.max_retries,
             max_rationale_tokens: 64,
+            rationale_stop: Vec::new(),
             top_k: 40,
             price: None,
         }

@@ -52,6 +52,9 @@ pub enum LabelerConfig {
         timeout_secs: u64,
         max_retries: u32,
         max_rationale_tokens: u32,
+        /// Where a rationale ends besides the prompt's own ending (e.g. `###`, where
+        /// a few-shot prompt's next example would begin).
+        rationale_stop: Vec<String>,
         top_k: u32,
         price: Option<Price>,
     },
@@ -66,6 +69,7 @@ pub enum LabelerConfig {
         /// Wrap the prompt in the model's chat template.
         chat: bool,
         max_rationale_tokens: u32,
+        rationale_stop: Vec<String>,
         top_k: u32,
     },
     /// A seeded labeler with set accuracy and position bias: tests and benchmarks only.
@@ -88,24 +92,32 @@ impl LabelerConfig {
                 mode,
                 top_logprobs,
                 max_rationale_tokens,
+                rationale_stop,
                 top_k,
                 ..
-            } => serde_json::json!({
-                "backend": "openai", "api": api, "model": model, "mode": mode,
-                "top_logprobs": top_logprobs,
-                "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
-            }),
+            } => with_rationale_stop(
+                serde_json::json!({
+                    "backend": "openai", "api": api, "model": model, "mode": mode,
+                    "top_logprobs": top_logprobs,
+                    "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
+                }),
+                rationale_stop,
+            ),
             LabelerConfig::Embedded {
                 model,
                 path,
                 chat,
                 max_rationale_tokens,
+                rationale_stop,
                 top_k,
                 ..
-            } => serde_json::json!({
-                "backend": "embedded", "model": model, "path": path, "chat": chat,
-                "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
-            }),
+            } => with_rationale_stop(
+                serde_json::json!({
+                    "backend": "embedded", "model": model, "path": path, "chat": chat,
+                    "max_rationale_tokens": max_rationale_tokens, "top_k": top_k,
+                }),
+                rationale_stop,
+            ),
             LabelerConfig::Simulated { .. } => {
                 serde_json::to_value(self).expect("labeler settings serialize to JSON")
             }
@@ -120,6 +132,15 @@ impl LabelerConfig {
             LabelerConfig::Simulated { .. } => "simulated",
         }
     }
+}
+
+/// Adds the rationale stops to a labeler's answer settings when it has any: a labeler
+/// without them keeps the settings, and so the run id, it had before they existed.
+fn with_rationale_stop(mut settings: serde_json::Value, stop: &[String]) -> serde_json::Value {
+    if !stop.is_empty() {
+        settings["rationale_stop"] = serde_json::json!(stop);
+    }
+    settings
 }
 
 /// A model's parameter count: known for the embedded ladder, else read from a size in
@@ -168,5 +189,39 @@ mod tests {
         assert_eq!(parameters("Qwen2.5-0.5B-Instruct"), Some(0.5e9));
         assert_eq!(parameters("gpt-4o-mini"), None);
         assert_eq!(parameters("mistral"), None);
+    }
+
+    fn embedded(rationale_stop: &[&str]) -> LabelerConfig {
+        LabelerConfig::Embedded {
+            model: "smollm2-135m".to_owned(),
+            path: None,
+            threads: None,
+            workers: 1,
+            chat: false,
+            max_rationale_tokens: 512,
+            rationale_stop: rationale_stop.iter().map(|&stop| stop.to_owned()).collect(),
+            top_k: 40,
+        }
+    }
+
+    #[test]
+    fn rationale_stops_enter_the_answer_settings_only_when_given() {
+        // The settings of a labeler without stops are those of every run made before
+        // stops existed, so their run ids still find their folders.
+        assert_eq!(
+            embedded(&[]).answer_settings(),
+            serde_json::json!({
+                "backend": "embedded", "model": "smollm2-135m", "path": null, "chat": false,
+                "max_rationale_tokens": 512, "top_k": 40,
+            })
+        );
+        assert_eq!(
+            embedded(&["###"]).answer_settings()["rationale_stop"],
+            serde_json::json!(["###"])
+        );
+        assert_ne!(
+            embedded(&["###"]).answer_settings(),
+            embedded(&["\n\n"]).answer_settings()
+        );
     }
 }

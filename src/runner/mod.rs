@@ -673,19 +673,26 @@ pub(crate) fn procedure<'a>(
         .experiment
         .labeler(&cell.settings.labeler)
         .expect("validation guarantees every grid labeler is declared");
-    let (max_rationale_tokens, top_k, alternatives) = match config {
+    let (max_rationale_tokens, rationale_stop, top_k, alternatives) = match config {
         LabelerConfig::Openai {
             max_rationale_tokens,
+            rationale_stop,
             top_k,
             top_logprobs,
             ..
-        } => (*max_rationale_tokens, *top_k, *top_logprobs),
+        } => (
+            *max_rationale_tokens,
+            rationale_stop.clone(),
+            *top_k,
+            *top_logprobs,
+        ),
         LabelerConfig::Embedded {
             max_rationale_tokens,
+            rationale_stop,
             top_k,
             ..
-        } => (*max_rationale_tokens, *top_k, 20),
-        LabelerConfig::Simulated { .. } => (512, 40, 2),
+        } => (*max_rationale_tokens, rationale_stop.clone(), *top_k, 20),
+        LabelerConfig::Simulated { .. } => (512, Vec::new(), 40, 2),
     };
     Procedure {
         cell,
@@ -695,6 +702,7 @@ pub(crate) fn procedure<'a>(
         position_debias: prepared.experiment.position_debias,
         seed: prepared.experiment.seed,
         max_rationale_tokens,
+        rationale_stop,
         top_k,
         alternatives,
         // Each embedded worker keeps one sequence: an example's prompts, one after

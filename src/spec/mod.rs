@@ -267,4 +267,74 @@ mod tests {
         assert!(shown.contains("2 problems in exp.yaml"), "{shown}");
         assert!(shown.contains("4 | labelers: { sim:"), "{shown}");
     }
+
+    fn with_labeler(labeler: &str) -> String {
+        format!(
+            "name: demo\ntask: summarization\ndataset: {{ format: pairs, path: {} }}\nlabelers:\n  small: {{ backend: embedded, model: smollm2-135m, {labeler} }}\n",
+            fixture("pairs.jsonl")
+        )
+    }
+
+    fn rationale_stop_of(labeler: &str) -> Vec<String> {
+        let (experiment, _) = parse(Path::new("exp.yaml"), with_labeler(labeler))
+            .unwrap_or_else(|invalid| panic!("{invalid}"));
+        match experiment.labeler("small") {
+            Some(LabelerConfig::Embedded { rationale_stop, .. }) => rationale_stop.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rationale_stops_are_one_string_or_a_list() {
+        assert_eq!(
+            rationale_stop_of("max_rationale_tokens: 64"),
+            Vec::<String>::new()
+        );
+        assert_eq!(rationale_stop_of("rationale_stop: \"###\""), ["###"]);
+        assert_eq!(
+            rationale_stop_of("rationale_stop: [\"###\", \"\\n\\n\"]"),
+            ["###", "\n\n"]
+        );
+    }
+
+    #[test]
+    fn empty_and_too_many_rationale_stops_are_refused_where_they_stand() {
+        let invalid = parse(
+            Path::new("exp.yaml"),
+            with_labeler("rationale_stop: [\"###\", \"\"]"),
+        )
+        .unwrap_err();
+        let lines = invalid.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("exp.yaml:5:"), "{lines:?}");
+        assert!(
+            lines[0].contains("an empty `rationale_stop` would end every rationale"),
+            "{lines:?}"
+        );
+
+        let invalid = parse(
+            Path::new("exp.yaml"),
+            with_labeler("rationale_stop: [a, b, c, d]"),
+        )
+        .unwrap_err();
+        let lines = invalid.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("lists 4 strings, more than the 3 it can take"),
+            "{lines:?}"
+        );
+
+        let invalid = parse(
+            Path::new("exp.yaml"),
+            "name: demo\ntask: summarization\ndataset: { format: pairs, path: x.jsonl }\nlabelers: { sim: { backend: simulated, rationale_stop: \"###\" } }\n"
+                .to_owned(),
+        )
+        .unwrap_err();
+        assert!(
+            invalid.to_string().contains(
+                "`rationale_stop` does not apply to labeler `sim`, whose backend is `simulated`"
+            ),
+            "{invalid}"
+        );
+    }
 }

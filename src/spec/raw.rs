@@ -62,6 +62,7 @@ pub struct RawLabeler {
     pub price: Option<RawPrice>,
     // openai and embedded
     pub max_rationale_tokens: Option<i64>,
+    pub rationale_stop: Option<OneOrMany<String>>,
     pub top_k: Option<i64>,
     // embedded
     pub path: Option<String>,
@@ -105,7 +106,7 @@ pub enum RawAxisValue {
     SelfConsistency(RawSelfConsistency),
 }
 
-/// A string, or a list of them (`base_url`).
+/// A string, or a list of them (`base_url`, `rationale_stop`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {

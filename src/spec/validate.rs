@@ -79,6 +79,7 @@ const OPENAI_KEYS: &[&str] = &[
     "timeout_secs",
     "max_retries",
     "max_rationale_tokens",
+    "rationale_stop",
     "top_k",
     "price",
 ];
@@ -90,9 +91,19 @@ const EMBEDDED_KEYS: &[&str] = &[
     "workers",
     "chat",
     "max_rationale_tokens",
+    "rationale_stop",
     "top_k",
 ];
 const SIMULATED_KEYS: &[&str] = &["backend", "accuracy", "position_bias", "seed"];
+/// OpenAI's limit of four stop strings a request, less the prompt's own ending.
+const MAX_RATIONALE_STOPS: usize = 3;
+
+/// How a labeler's rationales end: settings the generating backends share.
+#[derive(Debug)]
+struct Rationale {
+    max_tokens: u32,
+    stop: Vec<String>,
+}
 
 /// Finds the problems of one experiment file.
 #[derive(Debug)]
@@ -459,19 +470,62 @@ impl<'a> Checker<'a> {
             Some(0) => 0,
             other => self.positive(other, path, "top_k", 40),
         };
+        let rationale = Rationale {
+            max_tokens: max_rationale_tokens,
+            stop: self.rationale_stop(raw.rationale_stop.as_ref(), path),
+        };
         let config = match backend.as_str() {
-            "openai" => self.openai(raw, path, max_rationale_tokens, top_k),
-            "embedded" => self.embedded(raw, path, max_rationale_tokens, top_k),
+            "openai" => self.openai(raw, path, rationale, top_k),
+            "embedded" => self.embedded(raw, path, rationale, top_k),
             _ => self.simulated(raw, path, seed),
         };
         (self.problems.len() == before).then_some(config).flatten()
+    }
+
+    /// The strings a rationale stops before, besides the prompt's own ending.
+    fn rationale_stop(&mut self, raw: Option<&OneOrMany<String>>, path: &str) -> Vec<String> {
+        let key = child(path, "rationale_stop");
+        let (stops, listed) = match raw {
+            None => return Vec::new(),
+            Some(OneOrMany::One(stop)) => (vec![stop.clone()], false),
+            Some(OneOrMany::Many(stops)) => (stops.clone(), true),
+        };
+        for (index, stop) in stops.iter().enumerate() {
+            if stop.is_empty() {
+                let at = if listed {
+                    item(&key, index)
+                } else {
+                    key.clone()
+                };
+                self.at(
+                    &at,
+                    "an empty `rationale_stop` would end every rationale before it begins",
+                    Some("give the text a rationale must not run into, e.g. \"###\"".to_owned()),
+                );
+            }
+        }
+        if stops.len() > MAX_RATIONALE_STOPS {
+            self.at(
+                &key,
+                format!(
+                    "`rationale_stop` lists {} strings, more than the {MAX_RATIONALE_STOPS} it can take",
+                    stops.len()
+                ),
+                Some(format!(
+                    "OpenAI-compatible servers take at most {} stop strings and the prompt's own \
+                     ending is one of them: keep {MAX_RATIONALE_STOPS} or fewer",
+                    MAX_RATIONALE_STOPS + 1
+                )),
+            );
+        }
+        stops
     }
 
     fn openai(
         &mut self,
         raw: &RawLabeler,
         path: &str,
-        max_rationale_tokens: u32,
+        rationale: Rationale,
         top_k: u32,
     ) -> Option<LabelerConfig> {
         let base_urls = match &raw.base_url {
@@ -616,7 +670,8 @@ impl<'a> Checker<'a> {
             top_logprobs,
             timeout_secs: u64::from(timeout_secs),
             max_retries,
-            max_rationale_tokens,
+            max_rationale_tokens: rationale.max_tokens,
+            rationale_stop: rationale.stop,
             top_k,
             price,
         })
@@ -626,7 +681,7 @@ impl<'a> Checker<'a> {
         &mut self,
         raw: &RawLabeler,
         path: &str,
-        max_rationale_tokens: u32,
+        rationale: Rationale,
         top_k: u32,
     ) -> Option<LabelerConfig> {
         let model_file = raw.path.as_ref().map(|file| self.dir.join(file));
@@ -681,7 +736,8 @@ impl<'a> Checker<'a> {
             threads,
             workers,
             chat: raw.chat.unwrap_or(false),
-            max_rationale_tokens,
+            max_rationale_tokens: rationale.max_tokens,
+            rationale_stop: rationale.stop,
             top_k,
         })
     }
