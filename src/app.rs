@@ -529,7 +529,15 @@ pub fn render(
             cell: cell.name.clone(),
         }),
         (true, None) => Ok(prompt.generation_text().unwrap_or_default()),
-        (true, Some(rationale)) => Ok(prompt.scoring_text_after(rationale)),
+        (true, Some(rationale)) => {
+            // As a run would score this text had the labeler written it.
+            let stops = prepared
+                .experiment
+                .labeler(&cell.settings.labeler)
+                .map_or(&[][..], |config| config.rationale_stop());
+            let rationale = crate::procedure::scored_rationale(&prompt, rationale, stops);
+            Ok(prompt.scoring_text_after(&rationale))
+        }
     }
 }
 

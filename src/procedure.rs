@@ -120,7 +120,8 @@ pub struct Procedure<'a> {
     pub position_debias: PositionDebias,
     pub seed: u64,
     pub max_rationale_tokens: u32,
-    /// Where a rationale ends besides the prompt's own ending.
+    /// Where a rationale ends besides the prompt's own ending: a small model may write
+    /// on into an example of its own, which the scoring prompt would then carry.
     pub rationale_stop: Vec<String>,
     pub top_k: u32,
     /// Alternatives asked for at the scoring position (or answers sampled, parsed mode).
@@ -325,10 +326,7 @@ impl Procedure<'_> {
             top_k: if greedy { 0 } else { self.top_k },
             sample: if greedy { 0 } else { sample },
             seed: if greedy { 0 } else { self.seed },
-            stop: std::iter::once(&prompt.ending)
-                .chain(&self.rationale_stop)
-                .cloned()
-                .collect(),
+            stop: stops(&prompt.ending, &self.rationale_stop),
         }
     }
 
@@ -339,9 +337,7 @@ impl Procedure<'_> {
         generated: Answered<Generation>,
         truth: &Truth,
     ) -> Step<SampleJudgment> {
-        let rationale = prompt
-            .clean_rationale(before_stop(&generated.answer.text, &self.rationale_stop))
-            .to_owned();
+        let rationale = scored_rationale(prompt, &generated.answer.text, &self.rationale_stop);
         let text = prompt.scoring_text_after(&rationale);
         let (judged, mut cost) = self.score(text, Some(rationale), truth).await;
         cost.add(&generated, generated.answer.usage);
@@ -387,6 +383,28 @@ async fn all<F: Future>(sequential: bool, futures: Vec<F>) -> Vec<F::Output> {
     } else {
         futures::future::join_all(futures).await
     }
+}
+
+/// The prompt's ending, then the labeler's own stops that differ from it: a repeat
+/// would change the request, and so its cache key, without changing the answer.
+fn stops(ending: &str, rationale_stop: &[String]) -> Vec<String> {
+    std::iter::once(ending)
+        .chain(
+            rationale_stop
+                .iter()
+                .map(String::as_str)
+                .filter(|&stop| stop != ending),
+        )
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A generated rationale as the scoring prompt carries it: cut at the first stop, then
+/// at the prompt's ending, without trailing space.
+pub fn scored_rationale(prompt: &Prompt, generated: &str, stops: &[String]) -> String {
+    prompt
+        .clean_rationale(before_stop(generated, stops))
+        .to_owned()
 }
 
 /// `text` up to the first of `stops`: a server that ignores stop strings must not carry
@@ -658,6 +676,13 @@ mod tests {
         assert_eq!(before_stop("A ### B\n\nC", &stops), "A ");
         assert_eq!(before_stop("No stop here.", &stops), "No stop here.");
         assert_eq!(before_stop("Anything", &[]), "Anything");
+    }
+
+    #[test]
+    fn a_rationale_request_stops_at_the_ending_then_at_the_labeler_s_own_stops() {
+        let own = ["###".to_owned(), "\nPreferred=".to_owned()];
+        assert_eq!(stops("\nPreferred=", &[]), ["\nPreferred="]);
+        assert_eq!(stops("\nPreferred=", &own), ["\nPreferred=", "###"]);
     }
 
     #[test]

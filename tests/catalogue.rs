@@ -507,6 +507,28 @@ const CASES: &[Case] = &[
         ..CASE
     },
     Case {
+        name: "rationale-stop-unquoted-hash",
+        files: &[(
+            "exp.yaml",
+            Text::Is(
+                "name: demo\n\
+                 task: summarization\n\
+                 dataset: { format: pairs, path: {fixtures}/pairs.jsonl }\n\
+                 labelers:\n\
+                 \x20 small:\n\
+                 \x20   backend: embedded\n\
+                 \x20   model: smollm2-135m\n\
+                 \x20   rationale_stop: ###\n",
+            ),
+        )],
+        stderr: &[
+            "exp.yaml:8:",
+            "`rationale_stop` has no value",
+            "unquoted, # starts a YAML comment",
+        ],
+        ..CASE
+    },
+    Case {
         name: "rationale-stop-too-many",
         files: &[(
             "exp.yaml",
@@ -521,7 +543,7 @@ const CASES: &[Case] = &[
         stderr: &[
             "exp.yaml:6:",
             "`rationale_stop` lists 4 strings, more than the 3 it can take",
-            "OpenAI-compatible servers take at most 4 stop strings",
+            "OpenAI's API takes at most 4 stop strings a request",
         ],
         ..CASE
     },

@@ -548,6 +548,36 @@ mod commands {
         assert!(score.ends_with("Preferred Summary="));
     }
 
+    /// `--rationale` shows the scoring prompt a run would send after that text: cut at
+    /// the labeler's `rationale_stop`, as a run cuts what a labeler writes.
+    #[test]
+    fn render_cuts_a_rationale_where_the_labeler_stops() {
+        let experiment = Experiment::new(&GOOD.replace(
+            "sim: { backend: simulated, accuracy: 0.8 }",
+            "sim: { backend: openai, base_url: \"http://127.0.0.1:9/v1\", model: m, rationale_stop: \"###\" }",
+        ));
+        let score = experiment.run(
+            "render",
+            &[
+                "--cell",
+                "detailed/1-shot/cot/sim",
+                "--example",
+                "0",
+                "--rationale",
+                "Summary 1 is accurate.\n\n### Example 2\nText: one of its own",
+            ],
+        );
+        assert!(
+            score.status.success(),
+            "{}",
+            String::from_utf8_lossy(&score.stderr)
+        );
+        let score = String::from_utf8(score.stdout).unwrap();
+        assert!(score.contains("Summary 1 is accurate."), "{score}");
+        assert!(!score.contains("one of its own"), "{score}");
+        assert!(score.ends_with("Preferred Summary="), "{score}");
+    }
+
     #[test]
     fn render_unknown_cell_suggests_one() {
         let output =

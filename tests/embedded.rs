@@ -512,7 +512,10 @@ fn two_workers_judge_as_one_worker_does() {
 }
 
 /// `rationale_stop`: greedy decoding that stops at "." writes the unstopped rationale up
-/// to its first ".", and pays for fewer tokens than the labeler without the stop.
+/// to its first ".", and pays for fewer tokens than the labeler without the stop. Each
+/// labeler has an engine of its own and sees the same prompts in the same order, so the
+/// two reuse the same prefixes and their rationales agree to the last digit up to the
+/// stop.
 #[test]
 fn a_rationale_stop_ends_each_rationale_where_the_stop_begins() {
     let (home, dir, pairs) = smollm2_and_constructed_pairs();

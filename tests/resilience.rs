@@ -2,7 +2,8 @@
 //! failed calls, a server that fails a quarter of its calls in every way it can, and a
 //! server that dies mid-run: nothing completed is lost or paid for twice, and the final
 //! summary is the same as an uninterrupted run's. The API key it is given never reaches
-//! a file or an output, whatever the server echoes.
+//! a file or an output, whatever the server echoes, and a server that ignores stop
+//! strings does not carry what it wrote past them into a judgment.
 
 #[path = "support/fake_server.rs"]
 mod fake_server;
@@ -742,5 +743,69 @@ async fn label_stops_when_its_server_dies_and_a_rerun_pays_for_nothing_twice() {
         before + paid_calls(&revived),
         2 * PAIRS,
         "every call (two orders a pair) paid once across both runs"
+    );
+}
+
+/// `rationale_stop` reaches every rationale request after the prompt's ending, and a
+/// server that ignores stop strings still has its rationale cut there: neither the
+/// journal nor the scoring prompt carries what it wrote past the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_stop_strings_has_its_rationales_cut_at_them() {
+    let server = FakeServer::with(
+        FakeConfig::default()
+            .varying()
+            .generation("Summary 1 is better.\n\n### Example 3\nText: an example of its own"),
+    )
+    .await;
+    let workspace = Workspace::with(&server.url(), "max_concurrency: 2, rationale_stop: \"###\"");
+    assert_exit(&workspace.run().await, 0);
+
+    let requests: Vec<Recorded> = server.requests().into_iter().filter(labels).collect();
+    let (rationales, scorings): (Vec<&Recorded>, Vec<&Recorded>) = requests
+        .iter()
+        .partition(|request| request.body["max_tokens"] == 32);
+    // 8 pairs x 2 orders x 2 preambles in the CoT cells.
+    assert_eq!(rationales.len(), 32);
+    for request in &rationales {
+        let stop = request.body["stop"].as_array().expect("a stop list");
+        assert_eq!(stop.len(), 2, "{}", request.body);
+        assert!(
+            stop[0]
+                .as_str()
+                .is_some_and(|ending| !ending.is_empty() && ending != "###"),
+            "the prompt's ending comes first: {}",
+            request.body
+        );
+        assert_eq!(stop[1], "###", "{}", request.body);
+    }
+    let after_rationale: Vec<&str> = scorings
+        .iter()
+        .filter_map(|request| request.body["prompt"].as_str())
+        .filter(|prompt| prompt.contains("Summary 1 is better."))
+        .collect();
+    assert_eq!(after_rationale.len(), 32);
+    assert!(
+        after_rationale
+            .iter()
+            .all(|prompt| !prompt.contains("Example 3"))
+    );
+
+    let journal = std::fs::read_to_string(workspace.run_dir().join("judgments.jsonl")).unwrap();
+    let mut cot_orders = 0;
+    for line in journal.lines() {
+        let judgment: Value = serde_json::from_str(line).unwrap();
+        for order in judgment["orders"].as_array().unwrap() {
+            for sample in order["samples"].as_array().unwrap() {
+                if let Some(rationale) = sample["rationale"].as_str() {
+                    cot_orders += 1;
+                    assert_eq!(rationale, "Summary 1 is better.", "{judgment}");
+                }
+            }
+        }
+    }
+    assert_eq!(cot_orders, 32);
+    assert_eq!(
+        workspace.manifest()["labelers"][0]["settings"]["rationale_stop"],
+        serde_json::json!(["###"])
     );
 }

@@ -69,6 +69,7 @@ pub enum LabelerConfig {
         /// Wrap the prompt in the model's chat template.
         chat: bool,
         max_rationale_tokens: u32,
+        /// As for `Openai`.
         rationale_stop: Vec<String>,
         top_k: u32,
     },
@@ -121,6 +122,15 @@ impl LabelerConfig {
             LabelerConfig::Simulated { .. } => {
                 serde_json::to_value(self).expect("labeler settings serialize to JSON")
             }
+        }
+    }
+
+    /// Where the labeler's rationales end besides the prompt's own ending.
+    pub fn rationale_stop(&self) -> &[String] {
+        match self {
+            LabelerConfig::Openai { rationale_stop, .. }
+            | LabelerConfig::Embedded { rationale_stop, .. } => rationale_stop,
+            LabelerConfig::Simulated { .. } => &[],
         }
     }
 

@@ -198,6 +198,9 @@ struct LabelerManifest {
     backend: &'static str,
     identity: String,
     mode: &'static str,
+    /// Every setting that can change an answer, as the run id counts them: two labelers
+    /// of one model and identity may differ here (rationale length or stops, top-k).
+    settings: serde_json::Value,
     /// How an embedded labeler computed: the run's speed depends on it.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     compute: Option<EmbeddedCompute>,
@@ -290,6 +293,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
                 backend: config.backend(),
                 identity: labeler.labeler().identity().to_owned(),
                 mode: mode_of(config),
+                settings: config.answer_settings(),
                 compute: match config {
                     LabelerConfig::Embedded { workers, .. } => {
                         backend::embedded_threads().map(|threads| EmbeddedCompute {
@@ -673,26 +677,19 @@ pub(crate) fn procedure<'a>(
         .experiment
         .labeler(&cell.settings.labeler)
         .expect("validation guarantees every grid labeler is declared");
-    let (max_rationale_tokens, rationale_stop, top_k, alternatives) = match config {
+    let (max_rationale_tokens, top_k, alternatives) = match config {
         LabelerConfig::Openai {
             max_rationale_tokens,
-            rationale_stop,
             top_k,
             top_logprobs,
             ..
-        } => (
-            *max_rationale_tokens,
-            rationale_stop.clone(),
-            *top_k,
-            *top_logprobs,
-        ),
+        } => (*max_rationale_tokens, *top_k, *top_logprobs),
         LabelerConfig::Embedded {
             max_rationale_tokens,
-            rationale_stop,
             top_k,
             ..
-        } => (*max_rationale_tokens, rationale_stop.clone(), *top_k, 20),
-        LabelerConfig::Simulated { .. } => (512, Vec::new(), 40, 2),
+        } => (*max_rationale_tokens, *top_k, 20),
+        LabelerConfig::Simulated { .. } => (512, 40, 2),
     };
     Procedure {
         cell,
@@ -702,7 +699,7 @@ pub(crate) fn procedure<'a>(
         position_debias: prepared.experiment.position_debias,
         seed: prepared.experiment.seed,
         max_rationale_tokens,
-        rationale_stop,
+        rationale_stop: config.rationale_stop().to_vec(),
         top_k,
         alternatives,
         // Each embedded worker keeps one sequence: an example's prompts, one after

@@ -312,6 +312,37 @@ mod tests {
             "{lines:?}"
         );
 
+        // Unquoted, `###` is a comment: in block style the key is left without a value.
+        let block = format!(
+            "name: demo\ntask: summarization\ndataset: {{ format: pairs, path: {} }}\nlabelers:\n  small:\n    backend: embedded\n    model: smollm2-135m\n    rationale_stop: ###\n",
+            fixture("pairs.jsonl")
+        );
+        let invalid = parse(Path::new("exp.yaml"), block).unwrap_err();
+        let lines = invalid.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("exp.yaml:8:"), "{lines:?}");
+        assert!(
+            lines[0].contains("`rationale_stop` has no value"),
+            "{lines:?}"
+        );
+        assert!(
+            invalid.to_string().contains("# starts a YAML comment"),
+            "{invalid}"
+        );
+
+        for (labeler, problem) in [
+            ("rationale_stop: []", "`rationale_stop` is an empty list"),
+            (
+                "rationale_stop: [a, b, a]",
+                "a appears twice in `labelers.small.rationale_stop`",
+            ),
+        ] {
+            let invalid = parse(Path::new("exp.yaml"), with_labeler(labeler)).unwrap_err();
+            let lines = invalid.lines();
+            assert_eq!(lines.len(), 1, "{labeler}: {lines:?}");
+            assert!(lines[0].contains(problem), "{labeler}: {lines:?}");
+        }
+
         let invalid = parse(
             Path::new("exp.yaml"),
             with_labeler("rationale_stop: [a, b, c, d]"),

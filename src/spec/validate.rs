@@ -95,7 +95,9 @@ const EMBEDDED_KEYS: &[&str] = &[
     "top_k",
 ];
 const SIMULATED_KEYS: &[&str] = &["backend", "accuracy", "position_bias", "seed"];
-/// OpenAI's limit of four stop strings a request, less the prompt's own ending.
+/// OpenAI's limit of four stop strings a request, less the prompt's own ending. The
+/// embedded backend has no limit but gets the same one, so that a labeler can move
+/// between backends without its experiment becoming invalid.
 const MAX_RATIONALE_STOPS: usize = 3;
 
 /// How a labeler's rationales end: settings the generating backends share.
@@ -485,11 +487,41 @@ impl<'a> Checker<'a> {
     /// The strings a rationale stops before, besides the prompt's own ending.
     fn rationale_stop(&mut self, raw: Option<&OneOrMany<String>>, path: &str) -> Vec<String> {
         let key = child(path, "rationale_stop");
+        let written = self
+            .map
+            .keys_of(path)
+            .iter()
+            .any(|(name, _)| name == "rationale_stop");
         let (stops, listed) = match raw {
+            None if written => {
+                // YAML reads an unquoted `###` as a comment, leaving the key empty.
+                let position = self.map.key(&key).unwrap_or(Position::START);
+                self.report(
+                    position,
+                    "`rationale_stop` has no value",
+                    Some(
+                        "quote the text, e.g. rationale_stop: \"###\" (unquoted, # starts a YAML \
+                         comment), or remove the key"
+                            .to_owned(),
+                    ),
+                );
+                return Vec::new();
+            }
             None => return Vec::new(),
             Some(OneOrMany::One(stop)) => (vec![stop.clone()], false),
+            Some(OneOrMany::Many(stops)) if stops.is_empty() => {
+                self.at(
+                    &key,
+                    "`rationale_stop` is an empty list",
+                    Some(
+                        "list the text a rationale must not run into, or remove the key".to_owned(),
+                    ),
+                );
+                return Vec::new();
+            }
             Some(OneOrMany::Many(stops)) => (stops.clone(), true),
         };
+        self.duplicates(&stops, &key, |stop| format!("{stop:?}"));
         for (index, stop) in stops.iter().enumerate() {
             if stop.is_empty() {
                 let at = if listed {
@@ -512,7 +544,7 @@ impl<'a> Checker<'a> {
                     stops.len()
                 ),
                 Some(format!(
-                    "OpenAI-compatible servers take at most {} stop strings and the prompt's own \
+                    "OpenAI's API takes at most {} stop strings a request and the prompt's own \
                      ending is one of them: keep {MAX_RATIONALE_STOPS} or fewer",
                     MAX_RATIONALE_STOPS + 1
                 )),
