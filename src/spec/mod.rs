@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_too_many_rationale_stops_are_refused_where_they_stand() {
+    fn empty_missing_repeated_and_too_many_rationale_stops_are_refused() {
         let invalid = parse(
             Path::new("exp.yaml"),
             with_labeler("rationale_stop: [\"###\", \"\"]"),
