@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{CallError, GenerateRequest, Generation, ScoreRequest, Scored, Truth, Usage};
+use crate::backend::{
+    CallError, GenerateRequest, Generation, ScoreRequest, Scored, Truth, Usage, first_stop,
+};
 use crate::cache::{Answered, CachedLabeler, Origin};
 use crate::data::{Example, Label};
 use crate::fingerprint;
@@ -410,12 +412,7 @@ pub fn scored_rationale(prompt: &Prompt, generated: &str, stops: &[String]) -> S
 /// `text` up to the first of `stops`: a server that ignores stop strings must not carry
 /// what follows into the scoring prompt.
 fn before_stop<'t>(text: &'t str, stops: &[String]) -> &'t str {
-    let end = stops
-        .iter()
-        .filter_map(|stop| text.find(stop.as_str()))
-        .min()
-        .unwrap_or(text.len());
-    &text[..end]
+    &text[..first_stop(text, stops).unwrap_or(text.len())]
 }
 
 fn failure(error: &CallError) -> Failure {

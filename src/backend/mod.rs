@@ -63,6 +63,14 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
 }
 
+/// Where the first of `stops` begins in `text`, if any does: a generation ends there.
+pub fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter_map(|stop| text.find(stop.as_str()))
+        .min()
+}
+
 /// Tokens a call consumed, as the backend counted them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {

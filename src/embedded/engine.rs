@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::backend::{
-    CallError, GenerateRequest, Generation, ScoreRequest, Scored, Scoring, Usage,
+    CallError, GenerateRequest, Generation, ScoreRequest, Scored, Scoring, Usage, first_stop,
 };
 use crate::data::sample::SplitMix64;
 use crate::procedure::CHOICES;
@@ -247,12 +247,7 @@ impl Engine {
         }
         sample.generated.push(next);
         sample.text = self.tokenizer.decode(&sample.generated);
-        if let Some(at) = sample
-            .stop
-            .iter()
-            .filter_map(|stop| sample.text.find(stop.as_str()))
-            .min()
-        {
+        if let Some(at) = first_stop(&sample.text, &sample.stop) {
             sample.text.truncate(at);
             sample.finish = "stop";
             return;

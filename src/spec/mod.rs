@@ -297,38 +297,31 @@ mod tests {
         );
     }
 
+    /// The one problem `text` has, as rendered, and the whole rendering.
+    fn the_one_problem(text: String) -> (String, String) {
+        let invalid = parse(Path::new("exp.yaml"), text).unwrap_err();
+        let mut lines = invalid.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        (lines.remove(0), invalid.to_string())
+    }
+
     #[test]
     fn empty_missing_repeated_and_too_many_rationale_stops_are_refused() {
-        let invalid = parse(
-            Path::new("exp.yaml"),
-            with_labeler("rationale_stop: [\"###\", \"\"]"),
-        )
-        .unwrap_err();
-        let lines = invalid.lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("exp.yaml:5:"), "{lines:?}");
+        let (line, _) = the_one_problem(with_labeler("rationale_stop: [\"###\", \"\"]"));
+        assert!(line.starts_with("exp.yaml:5:"), "{line}");
         assert!(
-            lines[0].contains("an empty `rationale_stop` would end every rationale"),
-            "{lines:?}"
+            line.contains("an empty `rationale_stop` would end every rationale"),
+            "{line}"
         );
 
         // Unquoted, `###` is a comment: in block style the key is left without a value.
-        let block = format!(
+        let (line, shown) = the_one_problem(format!(
             "name: demo\ntask: summarization\ndataset: {{ format: pairs, path: {} }}\nlabelers:\n  small:\n    backend: embedded\n    model: smollm2-135m\n    rationale_stop: ###\n",
             fixture("pairs.jsonl")
-        );
-        let invalid = parse(Path::new("exp.yaml"), block).unwrap_err();
-        let lines = invalid.lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("exp.yaml:8:"), "{lines:?}");
-        assert!(
-            lines[0].contains("`rationale_stop` has no value"),
-            "{lines:?}"
-        );
-        assert!(
-            invalid.to_string().contains("# starts a YAML comment"),
-            "{invalid}"
-        );
+        ));
+        assert!(line.starts_with("exp.yaml:8:"), "{line}");
+        assert!(line.contains("`rationale_stop` has no value"), "{line}");
+        assert!(shown.contains("# starts a YAML comment"), "{shown}");
 
         for (labeler, problem) in [
             ("rationale_stop: []", "`rationale_stop` is an empty list"),
@@ -336,24 +329,14 @@ mod tests {
                 "rationale_stop: [a, b, a]",
                 "a appears twice in `labelers.small.rationale_stop`",
             ),
+            (
+                "rationale_stop: [a, b, c, d]",
+                "lists 4 strings, more than the 3 it can take",
+            ),
         ] {
-            let invalid = parse(Path::new("exp.yaml"), with_labeler(labeler)).unwrap_err();
-            let lines = invalid.lines();
-            assert_eq!(lines.len(), 1, "{labeler}: {lines:?}");
-            assert!(lines[0].contains(problem), "{labeler}: {lines:?}");
+            let (line, _) = the_one_problem(with_labeler(labeler));
+            assert!(line.contains(problem), "{labeler}: {line}");
         }
-
-        let invalid = parse(
-            Path::new("exp.yaml"),
-            with_labeler("rationale_stop: [a, b, c, d]"),
-        )
-        .unwrap_err();
-        let lines = invalid.lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(
-            lines[0].contains("lists 4 strings, more than the 3 it can take"),
-            "{lines:?}"
-        );
 
         let invalid = parse(
             Path::new("exp.yaml"),
