@@ -33,6 +33,7 @@ fn order(order: Order, p_first: f64) -> OrderJudgment {
         p_first,
         samples: vec![SampleJudgment {
             rationale: None,
+            rationale_capped: None,
             p_first,
             choice_mass: 0.9,
             missing: vec![],

@@ -573,6 +573,7 @@ fn metric_of(metric: MetricArg) -> Metric {
         MetricArg::N => Metric::N,
         MetricArg::RationaleWritten => Metric::RationaleWritten,
         MetricArg::RationaleChars => Metric::RationaleChars,
+        MetricArg::RationaleCapped => Metric::RationaleCapped,
     }
 }
 

@@ -233,6 +233,8 @@ pub enum MetricArg {
     RationaleWritten,
     /// Chain-of-thought cells: the mean characters of the written rationales.
     RationaleChars,
+    /// Chain-of-thought cells: the share of samples whose rationale ran out of tokens.
+    RationaleCapped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,6 +29,12 @@ pub struct SampleJudgment {
     /// The rationale as scored (chain-of-thought cells only; null otherwise).
     #[serde(default)]
     pub rationale: Option<String>,
+    /// Whether the rationale ran out of tokens (`max_rationale_tokens`, or the model's
+    /// context) rather than ending at a stop or the end of text: a rationale cut short,
+    /// often in a loop. Null without CoT, where the backend does not say why generation
+    /// stopped, and in journals written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale_capped: Option<bool>,
     /// The labeler's probability of answering "1" (slot 1), before polarity.
     pub p_first: f64,
     /// Probability mass the labeler put on the choice tokens together; low mass means
@@ -339,9 +345,14 @@ impl Procedure<'_> {
         generated: Answered<Generation>,
         truth: &Truth,
     ) -> Step<SampleJudgment> {
-        let rationale = scored_rationale(prompt, &generated.answer.text, &self.rationale_stop);
+        let answer = &generated.answer;
+        let rationale = scored_rationale(prompt, &answer.text, &self.rationale_stop);
+        let capped = ran_out_of_tokens(answer, &stops(&prompt.ending, &self.rationale_stop));
         let text = prompt.scoring_text_after(&rationale);
-        let (judged, mut cost) = self.score(text, Some(rationale), truth).await;
+        let (mut judged, mut cost) = self.score(text, Some(rationale), truth).await;
+        if let Ok(judged) = &mut judged {
+            judged.rationale_capped = capped;
+        }
         cost.add(&generated, generated.answer.usage);
         (judged, cost)
     }
@@ -407,6 +418,14 @@ pub fn scored_rationale(prompt: &Prompt, generated: &str, stops: &[String]) -> S
     prompt
         .clean_rationale(before_stop(generated, stops))
         .to_owned()
+}
+
+/// Whether `generation` ended because it ran out of tokens; `None` where the backend did
+/// not say. A text that holds one of `stops` ended there, whatever a server that ignores
+/// stop strings reports.
+fn ran_out_of_tokens(generation: &Generation, stops: &[String]) -> Option<bool> {
+    let reason = generation.finish_reason.as_deref()?;
+    Some(reason == "length" && first_stop(&generation.text, stops).is_none())
 }
 
 /// `text` up to the first of `stops`: a server that ignores stop strings must not carry
@@ -475,6 +494,7 @@ pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
             }
             Ok(SampleJudgment {
                 rationale: None,
+                rationale_capped: None,
                 p_first,
                 choice_mass: log_sum_exp(&log_mass).exp().min(1.0),
                 missing,
@@ -494,6 +514,7 @@ pub fn read_preference(scored: &Scored) -> Result<SampleJudgment, Failure> {
             }
             Ok(SampleJudgment {
                 rationale: None,
+                rationale_capped: None,
                 p_first: f64::from(*first) / f64::from(counted),
                 choice_mass: f64::from(counted) / f64::from(counted + neither),
                 missing: Vec::new(),
@@ -673,6 +694,25 @@ mod tests {
         assert_eq!(before_stop("A ### B\n\nC", &stops), "A ");
         assert_eq!(before_stop("No stop here.", &stops), "No stop here.");
         assert_eq!(before_stop("Anything", &[]), "Anything");
+    }
+
+    #[test]
+    fn a_rationale_is_capped_when_it_ran_out_of_tokens_before_any_stop() {
+        let stops = ["\nPreferred=".to_owned(), "###".to_owned()];
+        let generation = |text: &str, reason: Option<&str>| Generation {
+            text: text.to_owned(),
+            usage: Usage::default(),
+            finish_reason: reason.map(str::to_owned),
+        };
+        let looped = generation("It is good. It is good. It is", Some("length"));
+        assert_eq!(ran_out_of_tokens(&looped, &stops), Some(true));
+        let ended = generation("Summary 1 is shorter.", Some("stop"));
+        assert_eq!(ran_out_of_tokens(&ended, &stops), Some(false));
+        // A server that ignored the stops ran on past one: the rationale ended there.
+        let ran_past = generation("Summary 1.\n### Example 3: a post", Some("length"));
+        assert_eq!(ran_out_of_tokens(&ran_past, &stops), Some(false));
+        let untold = generation("Summary 1.", None);
+        assert_eq!(ran_out_of_tokens(&untold, &stops), None);
     }
 
     #[test]

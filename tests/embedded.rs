@@ -513,6 +513,7 @@ fn two_workers_judge_as_one_worker_does() {
 
 /// `rationale_stop`: greedy decoding that stops at "." writes the unstopped rationale up
 /// to its first ".", and pays for fewer tokens than the labeler without the stop. Each
+/// rationale says whether it ran out of tokens, as the tokens it cost confirm. Each
 /// labeler has an engine of its own and sees the same prompts in the same order, so the
 /// two reuse the same prefixes and their rationales agree to the last digit up to the
 /// stop.
@@ -570,20 +571,50 @@ fn a_rationale_stop_ends_each_rationale_where_the_stop_begins() {
             .map(|judgment| judgment["usage"]["completion_tokens"].as_u64().unwrap())
             .sum()
     };
+    let capped = |judgment: &serde_json::Value| -> Vec<bool> {
+        judgment["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| {
+                order["samples"][0]["rationale_capped"]
+                    .as_bool()
+                    .expect("every generated rationale says whether it ran out of tokens")
+            })
+            .collect()
+    };
     let mut stopped_early = 0;
+    let mut ran_out = 0;
     for (whole, cut) in plain.iter().zip(&stopped) {
         assert_eq!(whole["example"], cut["example"]);
-        for (whole, cut) in rationales(whole).iter().zip(rationales(cut)) {
+        // Two rationales of at most 32 tokens and one scored token after each.
+        let flags = capped(whole);
+        let tokens = whole["usage"]["completion_tokens"].as_u64().unwrap();
+        match flags.iter().filter(|&&flag| flag).count() {
+            2 => assert_eq!(tokens, 66, "{whole}"),
+            1 => assert!((34..=66).contains(&tokens), "{whole}"),
+            _ => assert!(tokens <= 66, "{whole}"),
+        }
+        ran_out += flags.iter().filter(|&&flag| flag).count();
+        let cut_flags = capped(cut);
+        for ((whole, cut), cut_capped) in
+            rationales(whole).iter().zip(rationales(cut)).zip(cut_flags)
+        {
             assert!(!cut.contains('.'), "{cut:?}");
             match whole.find('.') {
                 Some(at) => {
                     stopped_early += 1;
                     assert_eq!(cut, whole[..at].trim_end(), "{whole:?}");
+                    assert!(!cut_capped, "a rationale that met its stop is not capped");
                 }
                 None => assert_eq!(&cut, whole),
             }
         }
     }
+    assert!(
+        ran_out > 0,
+        "no plain rationale reached 32 tokens, so the cap was never tested: {plain:?}"
+    );
     assert!(
         stopped_early > 0,
         "no plain rationale holds a \".\", so the stop was never tested: {plain:?}"

@@ -172,6 +172,37 @@ fn a_2x2_grid_on_20_tldr_pairs_end_to_end() {
         "two generations and two scorings"
     );
 
+    // The server says why each rationale ended: where both ran to the 24-token cap,
+    // the judgment paid for 24 tokens twice and one scored token after each.
+    let mut both_capped = 0;
+    for judgment in judgments
+        .iter()
+        .filter(|judgment| judgment["cell_name"].as_str().unwrap().contains("/cot/"))
+    {
+        let capped: Vec<bool> = judgment["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| {
+                order["samples"][0]["rationale_capped"]
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("no rationale_capped in {judgment}"))
+            })
+            .collect();
+        if capped == [true, true] {
+            both_capped += 1;
+            assert_eq!(judgment["usage"]["completion_tokens"], 50, "{judgment}");
+        }
+    }
+    for cell in cells.iter().filter(|cell| cell["settings"]["cot"] == true) {
+        let share = cell["rationale_capped"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{cell}");
+    }
+    assert!(
+        both_capped > 0,
+        "no judgment ran to the cap twice, so the cap was never checked"
+    );
+
     // A rerun answers everything from the cache.
     let output = rlaif(&["run", &file_arg, "--results", &results_arg, "--quiet"]);
     assert!(output.status.success());

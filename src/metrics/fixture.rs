@@ -54,6 +54,7 @@ pub(crate) fn with_orders(mut judgment: Judgment, orders: &[(Order, f64)]) -> Ju
 pub(crate) fn with_rationales(mut judgment: Judgment, rationales: &[Option<&str>]) -> Judgment {
     let sample = |rationale: &Option<&str>| SampleJudgment {
         rationale: rationale.map(str::to_owned),
+        rationale_capped: None,
         p_first: 0.5,
         choice_mass: 1.0,
         missing: Vec::new(),

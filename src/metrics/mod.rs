@@ -207,6 +207,12 @@ pub struct CellMetrics {
     /// Mean characters of the written rationales.
     #[serde(default)]
     pub rationale_chars: Option<f64>,
+    /// Chain-of-thought cells: of the samples whose journal says why their rationale
+    /// ended, the share that ran out of tokens (`max_rationale_tokens` or the context)
+    /// and so were scored after a cut-off text. `None` where no sample says: a backend
+    /// that does not report it, or a journal written before this field existed.
+    #[serde(default)]
+    pub rationale_capped: Option<f64>,
 }
 
 /// Computes every cell's metrics and returns them ranked (see [`rank`]).
@@ -435,5 +441,6 @@ fn point_metrics<J: Judged>(cell: &CellInput, all: &[&J], successful: &[&J]) -> 
         confidence_correlation: calibration::confidence_correlation(successful),
         rationale_written: rationales.written,
         rationale_chars: rationales.mean_chars,
+        rationale_capped: rationales.capped,
     }
 }

@@ -1,9 +1,11 @@
-//! Chain-of-thought rationales: did the labeler write one?
+//! Chain-of-thought rationales: did the labeler write one, and did it end?
 //!
 //! A CoT cell scores the preference after the labeler's own rationale. A small model
 //! often ends its rationale at once, and then the cell scores the prompt's cue, not
 //! reasoning; the share of samples with a written rationale says how much of a CoT cell
-//! is chain of thought. Limits: length is counted in characters of the rationale as
+//! is chain of thought. Another often never ends it, repeating a sentence until the
+//! token cap cuts it; the share of capped rationales says how much of the cell scored a
+//! cut-off text. Limits: length is counted in characters of the rationale as
 //! scored, whitespace trimmed, not in tokens (a judgment records tokens per example, not
 //! per sample).
 
@@ -19,23 +21,30 @@ pub struct RationaleCount {
     pub written: u32,
     /// Characters of the written rationales, whitespace trimmed.
     pub chars: u64,
+    /// Samples whose record says whether their rationale ran out of tokens.
+    pub told: u32,
+    /// Of those, the samples whose rationale did.
+    pub capped: u32,
 }
 
 impl RationaleCount {
     /// Counts the rationales of every sample of every order of `judgment`.
     pub fn of(judgment: &Judgment) -> RationaleCount {
         let mut count = RationaleCount::default();
-        let rationales = judgment
-            .orders
-            .iter()
-            .flat_map(|order| &order.samples)
-            .filter_map(|sample| sample.rationale.as_deref());
-        for rationale in rationales {
+        let samples = judgment.orders.iter().flat_map(|order| &order.samples);
+        for sample in samples {
+            let Some(rationale) = sample.rationale.as_deref() else {
+                continue;
+            };
             count.samples += 1;
             let text = rationale.trim();
             if !text.is_empty() {
                 count.written += 1;
                 count.chars += text.chars().count() as u64;
+            }
+            if let Some(capped) = sample.rationale_capped {
+                count.told += 1;
+                count.capped += u32::from(capped);
             }
         }
         count
@@ -50,6 +59,9 @@ pub(crate) struct Rationales {
     pub written: Option<f64>,
     /// Mean characters of the written rationales; `None` when none was written.
     pub mean_chars: Option<f64>,
+    /// Share of the chain-of-thought samples that say whether their rationale ran out
+    /// of tokens, whose rationale did; `None` when none says.
+    pub capped: Option<f64>,
 }
 
 /// The rationales over `judgments`.
@@ -60,11 +72,14 @@ pub(crate) fn rationales<J: Judged>(judgments: &[&J]) -> Rationales {
             samples: sum.samples + count.samples,
             written: sum.written + count.written,
             chars: sum.chars + count.chars,
+            told: sum.told + count.told,
+            capped: sum.capped + count.capped,
         },
     );
     Rationales {
         written: (total.samples > 0).then(|| f64::from(total.written) / f64::from(total.samples)),
         mean_chars: (total.written > 0).then(|| total.chars as f64 / f64::from(total.written)),
+        capped: (total.told > 0).then(|| f64::from(total.capped) / f64::from(total.told)),
     }
 }
 
@@ -79,6 +94,18 @@ mod tests {
         crate::metrics::fixture::with_rationales(judged(example, 0.7, Label::A), rationales)
     }
 
+    /// `judgment` with its samples' `rationale_capped` set, in order.
+    fn with_capped(mut judgment: Judgment, capped: &[Option<bool>]) -> Judgment {
+        let samples = judgment
+            .orders
+            .iter_mut()
+            .flat_map(|order| &mut order.samples);
+        for (sample, &capped) in samples.zip(capped) {
+            sample.rationale_capped = capped;
+        }
+        judgment
+    }
+
     #[test]
     fn empty_and_blank_rationales_are_not_written() {
         let judgment = with_rationales(
@@ -91,6 +118,8 @@ mod tests {
                 samples: 3,
                 written: 1,
                 chars: 21,
+                told: 0,
+                capped: 0,
             }
         );
     }
@@ -120,8 +149,35 @@ mod tests {
     }
 
     #[test]
+    fn the_capped_share_counts_only_samples_that_say_why_they_ended() {
+        let one = with_capped(
+            with_rationales("x", &[Some("a a a a"), Some("b."), Some("c")]),
+            &[Some(true), Some(false), None],
+        );
+        let two = with_capped(
+            with_rationales("y", &[Some("d d d"), None]),
+            &[Some(true), None],
+        );
+        let count = RationaleCount::of(&one);
+        assert_eq!((count.samples, count.told, count.capped), (3, 2, 1));
+        assert_eq!(rationales(&[&one, &two]).capped, Some(2.0 / 3.0));
+        let untold = with_rationales("z", &[Some("e"), Some("f")]);
+        assert_eq!(rationales(&[&untold]).capped, None);
+        assert_eq!(rationales(&[&untold]).written, Some(1.0));
+    }
+
+    #[test]
+    fn a_capped_flag_without_a_rationale_is_not_counted() {
+        let direct = with_capped(with_rationales("x", &[None]), &[Some(true)]);
+        assert_eq!(RationaleCount::of(&direct), RationaleCount::default());
+    }
+
+    #[test]
     fn compact_records_count_what_the_judgment_counts() {
-        let judgment = with_rationales("x", &[Some("abc"), Some("")]);
+        let judgment = with_capped(
+            with_rationales("x", &[Some("abc"), Some("")]),
+            &[Some(true), Some(false)],
+        );
         let scored = Scored::from(&judgment);
         assert_eq!(scored.rationales(), RationaleCount::of(&judgment));
     }

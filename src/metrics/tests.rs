@@ -220,32 +220,48 @@ fn rationales_reach_the_cell_metrics_from_the_latest_successful_judgments() {
     };
     let mut failed_with_rationale = failed("e3", "timeout");
     failed_with_rationale.orders = cot("e3", &[Some("ignored, the example failed")]).orders;
+    let capped = |mut judgment: Judgment, flags: [bool; 2]| {
+        let samples = judgment
+            .orders
+            .iter_mut()
+            .flat_map(|order| &mut order.samples);
+        for (sample, flag) in samples.zip(flags) {
+            sample.rationale_capped = Some(flag);
+        }
+        judgment
+    };
     let judgments = vec![
-        cot("e1", &[Some("abcdef"), Some("")]),
+        capped(cot("e1", &[Some("abcdef"), Some("")]), [true, false]),
         // Judged twice: only the later judgment counts.
-        cot("e2", &[Some(""), Some("")]),
-        cot("e2", &[Some("ab"), Some("")]),
+        capped(cot("e2", &[Some(""), Some("")]), [true, true]),
+        capped(cot("e2", &[Some("ab"), Some("")]), [false, false]),
         failed_with_rationale,
     ];
     let cells = [cell("c", judgments)];
     let metrics = summarize(&cells, &options(50, 1));
     assert_eq!(metrics[0].rationale_written, Some(0.5));
     assert_eq!(metrics[0].rationale_chars, Some(4.0));
+    assert_eq!(metrics[0].rationale_capped, Some(0.25));
 
     let compact: Vec<Scored> = cells[0].judgments.iter().map(Scored::from).collect();
     let from_compact = summarize_judged(&cells, &[compact.iter().collect()], &options(50, 1));
     assert_eq!(
         (
             from_compact[0].rationale_written,
-            from_compact[0].rationale_chars
+            from_compact[0].rationale_chars,
+            from_compact[0].rationale_capped
         ),
-        (Some(0.5), Some(4.0))
+        (Some(0.5), Some(4.0), Some(0.25))
     );
 
     let direct = summarize(&[cell("d", vec![scored("e1", true)])], &options(50, 1));
     assert_eq!(
-        (direct[0].rationale_written, direct[0].rationale_chars),
-        (None, None)
+        (
+            direct[0].rationale_written,
+            direct[0].rationale_chars,
+            direct[0].rationale_capped
+        ),
+        (None, None, None)
     );
 }
 

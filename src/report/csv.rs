@@ -12,7 +12,7 @@ use super::{Summary, round6};
 use crate::metrics::CellMetrics;
 
 /// The metric columns, after `rank`, `name`, `id` and the settings columns.
-const METRICS: [&str; 27] = [
+const METRICS: [&str; 28] = [
     "mode",
     "n",
     "alignment",
@@ -40,6 +40,7 @@ const METRICS: [&str; 27] = [
     "failures_by_kind",
     "rationale_written",
     "rationale_chars",
+    "rationale_capped",
 ];
 
 /// The cells as CSV: a header row, then one row per cell in rank order.
@@ -115,6 +116,7 @@ fn metric_values(cell: &CellMetrics) -> [String; METRICS.len()] {
         by_kind.join(";"),
         float(cell.rationale_written),
         float(cell.rationale_chars),
+        float(cell.rationale_capped),
     ]
 }
 

@@ -315,11 +315,18 @@ fn method_paragraph(summary: &Summary) -> String {
 }
 
 fn legend(summary: &Summary) -> String {
-    let rationale = if table::has_rationales(summary) {
+    let mut rationale = if table::has_rationales(summary) {
         format!(" <em>Rationale written</em>: {}.", table::RATIONALE_LEGEND)
     } else {
         String::new()
     };
+    if table::has_capped_rationales(summary) {
+        let _ = write!(
+            rationale,
+            " <em>Rationale capped</em>: {}.",
+            escape(table::CAPPED_LEGEND)
+        );
+    }
     format!(
         "Columns. <em>Alignment</em>: the bar draws the interval on a 0–100% axis whose \
          dashed line is chance (50%). <em>Position bias</em>: share of the examples judged \
@@ -1988,6 +1995,7 @@ mod tests {
             // CoT cells wrote a rationale for nearly every sample here.
             rationale_written: settings.cot.then_some(0.96),
             rationale_chars: settings.cot.then_some(640.0),
+            rationale_capped: None,
         }
     }
 

@@ -166,6 +166,9 @@ fn legend(summary: &Summary) -> String {
     if table::has_rationales(summary) {
         let _ = write!(legend, " *Rationale written*: {}.", table::RATIONALE_LEGEND);
     }
+    if table::has_capped_rationales(summary) {
+        let _ = write!(legend, " *Rationale capped*: {}.", table::CAPPED_LEGEND);
+    }
     legend
 }
 

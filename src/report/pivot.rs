@@ -275,6 +275,7 @@ pub enum Metric {
     N,
     RationaleWritten,
     RationaleChars,
+    RationaleCapped,
 }
 
 /// How a metric's values are printed.
@@ -314,6 +315,7 @@ impl Metric {
             Metric::N => "n",
             Metric::RationaleWritten => "rationale_written",
             Metric::RationaleChars => "rationale_chars",
+            Metric::RationaleCapped => "rationale_capped",
         }
     }
 
@@ -326,7 +328,8 @@ impl Metric {
             | Metric::PreferLonger
             | Metric::HumanPreferLonger
             | Metric::MeanConfidence
-            | Metric::RationaleWritten => Format::Percent,
+            | Metric::RationaleWritten
+            | Metric::RationaleCapped => Format::Percent,
             Metric::Ece | Metric::LogLoss => Format::Decimal,
             Metric::Calls
             | Metric::PromptTokens
@@ -370,6 +373,7 @@ impl Metric {
             Metric::N => count(cell.n as u64),
             Metric::RationaleWritten => cell.rationale_written,
             Metric::RationaleChars => cell.rationale_chars,
+            Metric::RationaleCapped => cell.rationale_capped,
         }
     }
 

@@ -21,6 +21,20 @@ pub(crate) const NOTHING: &str = "–";
 pub(crate) const RATIONALE_LEGEND: &str = "in chain-of-thought cells, the share of samples \
      whose rationale has any text; the others were scored right after the rationale cue";
 
+/// What the capped-rationale column means, for the legends.
+pub(crate) const CAPPED_LEGEND: &str = "in chain-of-thought cells, the share of samples \
+     whose rationale ran out of tokens (max_rationale_tokens or the model's context) \
+     before it ended, so that the answer was read after a cut-off text";
+
+/// Whether some cell's journal says how many of its rationales ran out of tokens, which
+/// adds the capped-rationale column (summaries written before it was counted have none).
+pub(crate) fn has_capped_rationales(summary: &Summary) -> bool {
+    summary
+        .cells
+        .iter()
+        .any(|cell| cell.rationale_capped.is_some())
+}
+
 /// Whether some cell used chain of thought, which adds the rationale column (a summary
 /// written before rationales were counted shows it empty rather than hiding it).
 pub(crate) fn has_rationales(summary: &Summary) -> bool {
@@ -52,7 +66,8 @@ pub(crate) struct Column {
 }
 
 /// The ranked table's columns; `rationale written` appears only when some cell used
-/// chain of thought, `cost` only when some cell has a price.
+/// chain of thought, `rationale capped` only when some cell's journal counts it, `cost`
+/// only when some cell has a price.
 pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
     let cells = &summary.cells;
     let column = |header: &str, short: &str, kind, value: &dyn Fn(&CellMetrics) -> String| Column {
@@ -97,6 +112,14 @@ pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
             "rationale",
             Kind::Number,
             &|cell| percent(cell.rationale_written),
+        ));
+    }
+    if has_capped_rationales(summary) {
+        columns.push(column(
+            "rationale capped",
+            "capped",
+            Kind::Number,
+            &|cell| percent(cell.rationale_capped),
         ));
     }
     columns.extend([
@@ -175,7 +198,7 @@ pub(crate) struct Notes {
     /// The footnote for the [`TIED`] mark (or that no other cell is tied).
     pub tied: Option<String>,
     /// Warnings, one sentence each: chance, position bias, unwritten rationales,
-    /// failures.
+    /// capped rationales, failures.
     pub warnings: Vec<String>,
 }
 
@@ -289,6 +312,27 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
              chain-of-thought {subject} {}: the rest were scored right after the rationale \
              cue, so the {subject} {verb} the prompt more than reasoning.",
             listed(&unwritten)
+        ));
+    }
+
+    let capped: Vec<String> = summary
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let shown = percent(cell.rationale_capped);
+            // Judged as shown, so that a share printed as 50.0% is never called above half.
+            let above_half = cell.rationale_capped? * 1000.0 >= 500.5;
+            above_half.then(|| format!("{} ({shown})", name(&cell.name)))
+        })
+        .collect();
+    if !capped.is_empty() {
+        let subject = if capped.len() == 1 { "cell" } else { "cells" };
+        notes.warnings.push(format!(
+            "The labeler's rationale ran out of tokens in more than half the samples of \
+             the chain-of-thought {subject} {}: those answers were read after a cut-off \
+             text, often a loop. A larger max_rationale_tokens lets a rationale end; a \
+             rationale_stop ends one that runs into the next example.",
+            listed(&capped)
         ));
     }
 

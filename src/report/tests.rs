@@ -258,9 +258,59 @@ fn chain_of_thought_cells_show_how_often_a_rationale_was_written() {
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",rationale_written,rationale_chars")
+            .ends_with(",rationale_written,rationale_chars,rationale_capped")
     );
-    assert!(csv.lines().nth(1).unwrap().ends_with(",0.12,2062"), "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",0.12,2062,"),
+        "{csv}"
+    );
+    assert!(
+        !report.contains("capped"),
+        "no journal counted capped rationales: {report}"
+    );
+}
+
+#[test]
+fn chain_of_thought_cells_show_how_often_a_rationale_ran_out_of_tokens() {
+    let mut summary = fixture();
+    for (cell, capped) in summary.cells.iter_mut().zip([0.97, 0.5004, 0.1]) {
+        cell.rationale_written = Some(1.0);
+        cell.rationale_capped = Some(capped);
+    }
+    summary.cells[3].rationale_written = Some(1.0);
+    let (looping, at_half) = (summary.cells[0].name.clone(), summary.cells[1].name.clone());
+    let report = report_md(&summary, &context());
+    assert!(
+        report.contains("| rationale written | rationale capped |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| 97.0% |") && report.contains("| 10.0% |"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "ran out of tokens in more than half the samples of the chain-of-thought cell \
+             `{looping}` (97.0%)"
+        )),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("`{at_half}` (50.0%)")),
+        "a share shown as half is not called above half: {report}"
+    );
+    assert!(report.contains("*Rationale capped*: in chain-of-thought cells"));
+    assert!(
+        report.contains("| 100.0% | – |"),
+        "a cell whose journal does not say shows nothing: {report}"
+    );
+    let text = ranked_table_text(&summary);
+    assert!(text.lines().next().unwrap().contains("capped"), "{text}");
+    let html = report_html(&summary, &context());
+    assert!(html.contains("<button type=\"button\">rationale capped</button>"));
+    assert!(html.contains("<em>Rationale capped</em>"));
+    let csv = cells_csv(&summary);
+    assert!(csv.lines().nth(1).unwrap().ends_with(",0.97"), "{csv}");
 }
 
 #[test]
