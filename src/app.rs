@@ -454,6 +454,15 @@ fn label_pairs(
         options.output.display()
     )
     .map_err(AppError::Output)?;
+    let rationales = outcome.rationales;
+    if rationales.capped * 2 > rationales.reported {
+        eprintln!(
+            "rlaif: the rationale ran out of tokens in {} of {} samples: those labels were \
+             read after a cut-off text (rationale_capped in the output). A larger \
+             max_rationale_tokens helps a long rationale, not a loop.",
+            rationales.capped, rationales.reported
+        );
+    }
     if outcome.failed > 0 {
         eprintln!(
             "rlaif: {} pairs failed and are not in the output (first: {}); rerun the same \

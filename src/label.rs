@@ -29,6 +29,7 @@ use crate::backend::{self, BuildError, CallError};
 use crate::cache::{Cache, CacheError, CachedLabeler};
 use crate::data::{Example, Label};
 use crate::grid::Cell;
+use crate::metrics::RationaleCount;
 use crate::prepare::Prepared;
 use crate::procedure::{Judgment, OrderJudgment};
 use crate::prompt::PromptError;
@@ -62,6 +63,8 @@ pub struct LabelOutcome {
     /// Why labeling stopped before the end: the labeler's server cannot be reached
     /// after every retry.
     pub stopped: Option<String>,
+    /// The rationales of the pairs labeled by this run (chain-of-thought cells).
+    pub rationales: RationaleCount,
 }
 
 /// Why labeling could not start or go on.
@@ -257,6 +260,7 @@ pub async fn label(
             first_failure: None,
             interrupted: true,
             stopped: None,
+            rationales: RationaleCount::default(),
         });
     };
     checked.map_err(|error| LabelError::Preflight {
@@ -297,6 +301,7 @@ pub async fn label(
         first_failure: None,
         interrupted: false,
         stopped: None,
+        rationales: RationaleCount::default(),
     };
     let limit = runner::concurrency_of(config).max(1);
     let procedure = &procedure;
@@ -330,6 +335,7 @@ pub async fn label(
                                 source,
                             })?;
                             outcome.labeled += 1;
+                            outcome.rationales += RationaleCount::of(&judgment);
                         }
                         None => {
                             outcome.failed += 1;

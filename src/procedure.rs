@@ -29,10 +29,10 @@ pub struct SampleJudgment {
     /// The rationale as scored (chain-of-thought cells only; null otherwise).
     #[serde(default)]
     pub rationale: Option<String>,
-    /// Whether the rationale ran out of tokens (`max_rationale_tokens`, or the model's
-    /// context) rather than ending at a stop or the end of text: a rationale cut short,
-    /// often in a loop. Null without CoT, where the backend does not say why generation
-    /// stopped, and in journals written before this field existed.
+    /// Whether the rationale ran out of tokens (`max_rationale_tokens`) rather than
+    /// ending at a stop or the end of text: a rationale cut short, often in a loop.
+    /// Absent without CoT, where the backend does not say why generation stopped, and
+    /// in journals written before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rationale_capped: Option<bool>,
     /// The labeler's probability of answering "1" (slot 1), before polarity.

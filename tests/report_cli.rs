@@ -244,6 +244,18 @@ fn a_pivot_puts_axes_on_rows_and_columns() {
         assert_eq!(row["cot=true"]["value"], 1.0, "{row}");
         assert!(row["cot=false"]["value"].is_null(), "{row}");
     }
+    // Its one-sentence rationales end well within the cap.
+    let json: Value = serde_json::from_str(&run_args(&[
+        "--metric",
+        "rationale_capped",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    for row in json["tables"][0]["rows"].as_array().unwrap() {
+        assert_eq!(row["cot=true"]["value"], 0.0, "{row}");
+        assert!(row["cot=false"]["value"].is_null(), "{row}");
+    }
 
     // Two axes across, another metric; the labeler is a column instead of a filter.
     let output = stdout(&[

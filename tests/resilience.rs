@@ -100,6 +100,24 @@ impl Workspace {
         std::fs::read_to_string(self.run_dir().join("summary.json")).unwrap()
     }
 
+    /// Writes `count` pairs without human labels (ids `u000`, `u001`, ...) for `label`.
+    fn unlabeled(&self, count: usize) -> PathBuf {
+        let input = self.dir.path().join("unlabeled.jsonl");
+        let lines: Vec<String> = (0..count)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("u{i:03}"),
+                    "context": format!("POST: question {i} about a deposit the landlord kept."),
+                    "response_a": format!("Landlord kept deposit {i}."),
+                    "response_b": "Something else.",
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        input
+    }
+
     fn manifest(&self) -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(self.run_dir().join("manifest.json")).unwrap(),
@@ -657,19 +675,7 @@ async fn label_stops_when_its_server_dies_and_a_rerun_pays_for_nothing_twice() {
     let server = FakeServer::with(config()).await;
     let addr = server.addr();
     let workspace = Workspace::with(&server.url(), "max_concurrency: 4, max_retries: 3");
-    let input = workspace.dir.path().join("unlabeled.jsonl");
-    let lines: Vec<String> = (0..PAIRS)
-        .map(|i| {
-            serde_json::json!({
-                "id": format!("u{i:03}"),
-                "context": format!("POST: question {i} about a deposit the landlord kept."),
-                "response_a": format!("Landlord kept deposit {i}."),
-                "response_b": "Something else.",
-            })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = workspace.unlabeled(PAIRS);
     let output = workspace.dir.path().join("labeled.jsonl");
     let command = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rlaif"));
@@ -754,7 +760,9 @@ async fn a_server_that_ignores_stop_strings_has_its_rationales_cut_at_them() {
     let server = FakeServer::with(
         FakeConfig::default()
             .varying()
-            .generation("Summary 1 is better.\n\n### Example 3\nText: an example of its own"),
+            .generation("Summary 1 is better.\n\n### Example 3\nText: an example of its own")
+            // It ran on past the stop until the cap, as a server that ignores stops does.
+            .generation_finish("length"),
     )
     .await;
     let workspace = Workspace::with(&server.url(), "max_concurrency: 2, rationale_stop: \"###\"");
@@ -799,6 +807,10 @@ async fn a_server_that_ignores_stop_strings_has_its_rationales_cut_at_them() {
                 if let Some(rationale) = sample["rationale"].as_str() {
                     cot_orders += 1;
                     assert_eq!(rationale, "Summary 1 is better.", "{judgment}");
+                    assert_eq!(
+                        sample["rationale_capped"], false,
+                        "the rationale ended at the stop, not at the cap: {judgment}"
+                    );
                 }
             }
         }
@@ -808,4 +820,43 @@ async fn a_server_that_ignores_stop_strings_has_its_rationales_cut_at_them() {
         workspace.manifest()["labelers"][0]["settings"]["rationale_stop"],
         serde_json::json!(["###"])
     );
+}
+
+/// `rlaif label` with a chain-of-thought cell whose every rationale runs to the cap: each
+/// output line says so per sample, and the closing lines warn that the labels were read
+/// after cut-off text.
+#[tokio::test]
+async fn label_warns_when_most_rationales_ran_out_of_tokens() {
+    let server = FakeServer::with(config().generation_finish("length")).await;
+    let workspace = Workspace::with(&server.url(), "max_concurrency: 2");
+    let input = workspace.unlabeled(5);
+    let output = workspace.dir.path().join("labeled.jsonl");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rlaif"));
+    command
+        .arg("label")
+        .arg(&workspace.file)
+        .args(["--cell", "base/0-shot/cot/srv", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .arg("--results")
+        .arg(workspace.results())
+        .arg("--quiet");
+    let labeled = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert_exit(&labeled, 0);
+    let stderr = String::from_utf8_lossy(&labeled.stderr);
+    assert!(
+        stderr.contains("the rationale ran out of tokens in 10 of 10 samples"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(written.lines().count(), 5);
+    for line in written.lines() {
+        let labeled: Value = serde_json::from_str(line).unwrap();
+        for order in labeled["orders"].as_array().unwrap() {
+            assert_eq!(order["samples"][0]["rationale_capped"], true, "{labeled}");
+        }
+    }
 }

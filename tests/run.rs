@@ -319,6 +319,9 @@ grid:
                 .map(|sample| format!(" Simulated rationale {sample} (temperature 0.7)."))
                 .collect();
             assert_eq!(rationales, expected);
+            for sample in order["samples"].as_array().unwrap() {
+                assert_eq!(sample["rationale_capped"], false, "{judgment}");
+            }
         }
     }
 }

@@ -111,17 +111,23 @@ impl Labeler for Simulated {
         _truth: &'a Truth,
     ) -> BoxFuture<'a, Result<Generation, CallError>> {
         Box::pin(async move {
-            let text = format!(
+            let mut text = format!(
                 " Simulated rationale {} (temperature {}).",
                 request.sample, request.temperature
             );
+            // Cut as a model that runs out of tokens is cut: at the cap, which estimates
+            // tokens as four characters each.
+            let fits = estimate_tokens(&text) <= u64::from(request.max_tokens);
+            if !fits {
+                text = text.chars().take(request.max_tokens as usize * 4).collect();
+            }
             Ok(Generation {
                 usage: Usage {
                     prompt_tokens: estimate_tokens(&request.prompt),
                     completion_tokens: estimate_tokens(&text),
                 },
                 text,
-                finish_reason: Some("stop".to_owned()),
+                finish_reason: Some(if fits { "stop" } else { "length" }.to_owned()),
             })
         })
     }
@@ -165,5 +171,26 @@ mod tests {
         let p = |l: &Simulated, i| l.p_first(&format!("q{i}"), &truth(i, 1));
         assert!((0..50).all(|i| p(&one, i) == p(&again, i)));
         assert!((0..50).any(|i| p(&one, i) != p(&other, i)));
+    }
+
+    #[tokio::test]
+    async fn a_rationale_longer_than_its_cap_is_cut_there_and_says_so() {
+        let labeler = Simulated::new(0.7, 0.0, 1);
+        let request = |max_tokens| GenerateRequest {
+            prompt: "Rationale:".to_owned(),
+            max_tokens,
+            temperature: 0.0,
+            top_k: 0,
+            sample: 0,
+            seed: 0,
+            stop: vec![],
+        };
+        let whole = labeler.generate(&request(512), &truth(0, 1)).await.unwrap();
+        assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(whole.text, " Simulated rationale 0 (temperature 0).");
+        let cut = labeler.generate(&request(3), &truth(0, 1)).await.unwrap();
+        assert_eq!(cut.finish_reason.as_deref(), Some("length"));
+        assert_eq!(cut.text, " Simulated r");
+        assert_eq!(cut.usage.completion_tokens, 3);
     }
 }

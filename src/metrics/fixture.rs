@@ -67,6 +67,18 @@ pub(crate) fn with_rationales(mut judgment: Judgment, rationales: &[Option<&str>
     judgment
 }
 
+/// `judgment` with its samples' `rationale_capped` set, order after order.
+pub(crate) fn with_capped(mut judgment: Judgment, capped: &[Option<bool>]) -> Judgment {
+    let samples = judgment
+        .orders
+        .iter_mut()
+        .flat_map(|order| &mut order.samples);
+    for (sample, &capped) in samples.zip(capped) {
+        sample.rationale_capped = capped;
+    }
+    judgment
+}
+
 /// `judgment` with a known longer response.
 pub(crate) fn with_longer(mut judgment: Judgment, longer: Label) -> Judgment {
     judgment.longer = Some(longer);

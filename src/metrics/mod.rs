@@ -207,10 +207,11 @@ pub struct CellMetrics {
     /// Mean characters of the written rationales.
     #[serde(default)]
     pub rationale_chars: Option<f64>,
-    /// Chain-of-thought cells: of the samples whose journal says why their rationale
-    /// ended, the share that ran out of tokens (`max_rationale_tokens` or the context)
-    /// and so were scored after a cut-off text. `None` where no sample says: a backend
-    /// that does not report it, or a journal written before this field existed.
+    /// Chain-of-thought cells: of the samples of successful judgments whose journal says
+    /// why their rationale ended, the share that ran out of tokens
+    /// (`max_rationale_tokens`) and so were scored after a cut-off text. `None` without
+    /// CoT, without a successful judgment, or where no sample says: a backend that does
+    /// not report it, or a journal written before this field existed.
     #[serde(default)]
     pub rationale_capped: Option<f64>,
 }

@@ -22,7 +22,7 @@ pub struct RationaleCount {
     /// Characters of the written rationales, whitespace trimmed.
     pub chars: u64,
     /// Samples whose record says whether their rationale ran out of tokens.
-    pub told: u32,
+    pub reported: u32,
     /// Of those, the samples whose rationale did.
     pub capped: u32,
 }
@@ -43,11 +43,21 @@ impl RationaleCount {
                 count.chars += text.chars().count() as u64;
             }
             if let Some(capped) = sample.rationale_capped {
-                count.told += 1;
+                count.reported += 1;
                 count.capped += u32::from(capped);
             }
         }
         count
+    }
+}
+
+impl std::ops::AddAssign for RationaleCount {
+    fn add_assign(&mut self, other: RationaleCount) {
+        self.samples += other.samples;
+        self.written += other.written;
+        self.chars += other.chars;
+        self.reported += other.reported;
+        self.capped += other.capped;
     }
 }
 
@@ -66,20 +76,14 @@ pub(crate) struct Rationales {
 
 /// The rationales over `judgments`.
 pub(crate) fn rationales<J: Judged>(judgments: &[&J]) -> Rationales {
-    let total = judgments.iter().map(|judgment| judgment.rationales()).fold(
-        RationaleCount::default(),
-        |sum, count| RationaleCount {
-            samples: sum.samples + count.samples,
-            written: sum.written + count.written,
-            chars: sum.chars + count.chars,
-            told: sum.told + count.told,
-            capped: sum.capped + count.capped,
-        },
-    );
+    let mut total = RationaleCount::default();
+    for judgment in judgments {
+        total += judgment.rationales();
+    }
     Rationales {
         written: (total.samples > 0).then(|| f64::from(total.written) / f64::from(total.samples)),
         mean_chars: (total.written > 0).then(|| total.chars as f64 / f64::from(total.written)),
-        capped: (total.told > 0).then(|| f64::from(total.capped) / f64::from(total.told)),
+        capped: (total.reported > 0).then(|| f64::from(total.capped) / f64::from(total.reported)),
     }
 }
 
@@ -88,22 +92,10 @@ mod tests {
     use super::*;
     use crate::data::Label;
     use crate::metrics::Scored;
-    use crate::metrics::fixture::judged;
+    use crate::metrics::fixture::{judged, with_capped};
 
     fn with_rationales(example: &str, rationales: &[Option<&str>]) -> Judgment {
         crate::metrics::fixture::with_rationales(judged(example, 0.7, Label::A), rationales)
-    }
-
-    /// `judgment` with its samples' `rationale_capped` set, in order.
-    fn with_capped(mut judgment: Judgment, capped: &[Option<bool>]) -> Judgment {
-        let samples = judgment
-            .orders
-            .iter_mut()
-            .flat_map(|order| &mut order.samples);
-        for (sample, &capped) in samples.zip(capped) {
-            sample.rationale_capped = capped;
-        }
-        judgment
     }
 
     #[test]
@@ -118,7 +110,7 @@ mod tests {
                 samples: 3,
                 written: 1,
                 chars: 21,
-                told: 0,
+                reported: 0,
                 capped: 0,
             }
         );
@@ -159,11 +151,11 @@ mod tests {
             &[Some(true), None],
         );
         let count = RationaleCount::of(&one);
-        assert_eq!((count.samples, count.told, count.capped), (3, 2, 1));
+        assert_eq!((count.samples, count.reported, count.capped), (3, 2, 1));
         assert_eq!(rationales(&[&one, &two]).capped, Some(2.0 / 3.0));
-        let untold = with_rationales("z", &[Some("e"), Some("f")]);
-        assert_eq!(rationales(&[&untold]).capped, None);
-        assert_eq!(rationales(&[&untold]).written, Some(1.0));
+        let unreported = with_rationales("z", &[Some("e"), Some("f")]);
+        assert_eq!(rationales(&[&unreported]).capped, None);
+        assert_eq!(rationales(&[&unreported]).written, Some(1.0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::fixture::{failed, judged, scored, with_orders, with_rationales};
+use super::fixture::{failed, judged, scored, with_capped, with_orders, with_rationales};
 use super::*;
 use crate::data::Label;
 use crate::data::sample::SplitMix64;
@@ -219,16 +219,13 @@ fn rationales_reach_the_cell_metrics_from_the_latest_successful_judgments() {
         with_rationales(judged(example, 0.8, Label::A), rationales)
     };
     let mut failed_with_rationale = failed("e3", "timeout");
-    failed_with_rationale.orders = cot("e3", &[Some("ignored, the example failed")]).orders;
-    let capped = |mut judgment: Judgment, flags: [bool; 2]| {
-        let samples = judgment
-            .orders
-            .iter_mut()
-            .flat_map(|order| &mut order.samples);
-        for (sample, flag) in samples.zip(flags) {
-            sample.rationale_capped = Some(flag);
-        }
-        judgment
+    failed_with_rationale.orders = with_capped(
+        cot("e3", &[Some("ignored, the example failed")]),
+        &[Some(true)],
+    )
+    .orders;
+    let capped = |judgment: Judgment, [first, second]: [bool; 2]| {
+        with_capped(judgment, &[Some(first), Some(second)])
     };
     let judgments = vec![
         capped(cot("e1", &[Some("abcdef"), Some("")]), [true, false]),

@@ -316,11 +316,14 @@ fn method_paragraph(summary: &Summary) -> String {
 
 fn legend(summary: &Summary) -> String {
     let mut rationale = if table::has_rationales(summary) {
-        format!(" <em>Rationale written</em>: {}.", table::RATIONALE_LEGEND)
+        format!(
+            " <em>Rationale written</em>: {}.",
+            escape(table::RATIONALE_LEGEND)
+        )
     } else {
         String::new()
     };
-    if table::has_capped_rationales(summary) {
+    if table::counts_capped_rationales(summary) {
         let _ = write!(
             rationale,
             " <em>Rationale capped</em>: {}.",

@@ -166,7 +166,7 @@ fn legend(summary: &Summary) -> String {
     if table::has_rationales(summary) {
         let _ = write!(legend, " *Rationale written*: {}.", table::RATIONALE_LEGEND);
     }
-    if table::has_capped_rationales(summary) {
+    if table::counts_capped_rationales(summary) {
         let _ = write!(legend, " *Rationale capped*: {}.", table::CAPPED_LEGEND);
     }
     legend

@@ -23,12 +23,12 @@ pub(crate) const RATIONALE_LEGEND: &str = "in chain-of-thought cells, the share 
 
 /// What the capped-rationale column means, for the legends.
 pub(crate) const CAPPED_LEGEND: &str = "in chain-of-thought cells, the share of samples \
-     whose rationale ran out of tokens (max_rationale_tokens or the model's context) \
-     before it ended, so that the answer was read after a cut-off text";
+     whose rationale ran out of tokens (max_rationale_tokens) before it ended, so that \
+     the answer was read after a cut-off text";
 
 /// Whether some cell's journal says how many of its rationales ran out of tokens, which
 /// adds the capped-rationale column (summaries written before it was counted have none).
-pub(crate) fn has_capped_rationales(summary: &Summary) -> bool {
+pub(crate) fn counts_capped_rationales(summary: &Summary) -> bool {
     summary
         .cells
         .iter()
@@ -114,7 +114,7 @@ pub(crate) fn columns(summary: &Summary) -> Vec<Column> {
             &|cell| percent(cell.rationale_written),
         ));
     }
-    if has_capped_rationales(summary) {
+    if counts_capped_rationales(summary) {
         columns.push(column(
             "rationale capped",
             "capped",
@@ -330,8 +330,9 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         notes.warnings.push(format!(
             "The labeler's rationale ran out of tokens in more than half the samples of \
              the chain-of-thought {subject} {}: those answers were read after a cut-off \
-             text, often a loop. A larger max_rationale_tokens lets a rationale end; a \
-             rationale_stop ends one that runs into the next example.",
+             text. Read a few (rationale_capped in judgments.jsonl): a larger \
+             max_rationale_tokens helps a long rationale, not a loop; a rationale_stop \
+             ends one that runs into the next example.",
             listed(&capped)
         ));
     }

@@ -311,6 +311,13 @@ fn chain_of_thought_cells_show_how_often_a_rationale_ran_out_of_tokens() {
     assert!(html.contains("<em>Rationale capped</em>"));
     let csv = cells_csv(&summary);
     assert!(csv.lines().nth(1).unwrap().ends_with(",0.97"), "{csv}");
+
+    summary.cells[1].rationale_capped = Some(0.5006);
+    let report = report_md(&summary, &context());
+    assert!(
+        report.contains(&format!("`{at_half}` (50.1%)")),
+        "a share shown above half is called so: {report}"
+    );
 }
 
 #[test]

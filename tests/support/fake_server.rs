@@ -69,6 +69,8 @@ pub struct FakeConfig {
     pub answers: Vec<String>,
     /// The text of longer samples (rationales).
     pub generation: String,
+    /// Why longer samples say they stopped.
+    pub generation_finish: String,
     /// Whether `n` > 1 is honoured; when not, one choice comes back (like llama.cpp).
     pub honours_n: bool,
     /// Added to every response.
@@ -92,6 +94,7 @@ impl Default for FakeConfig {
             shape: LogprobsShape::Legacy,
             answers: vec!["1".to_owned()],
             generation: "Response 1 is more accurate and covers the key points.".to_owned(),
+            generation_finish: "stop".to_owned(),
             honours_n: true,
             latency: Duration::ZERO,
             varying: false,
@@ -128,6 +131,12 @@ impl FakeConfig {
 
     pub fn generation(mut self, text: &str) -> FakeConfig {
         self.generation = text.to_owned();
+        self
+    }
+
+    /// Longer samples say they stopped for `reason` (`length`: they ran out of tokens).
+    pub fn generation_finish(mut self, reason: &str) -> FakeConfig {
+        self.generation_finish = reason.to_owned();
         self
     }
 
@@ -656,15 +665,16 @@ fn completion(shared: &Shared, config: &FakeConfig, chat: bool, body: &Value) ->
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
     for index in 0..n {
-        let text = if max_tokens <= 1 {
-            alternatives
+        let (text, finish_reason) = if max_tokens <= 1 {
+            let token = alternatives
                 .first()
-                .map_or_else(|| "1".to_owned(), |(token, _)| token.clone())
+                .map_or_else(|| "1".to_owned(), |(token, _)| token.clone());
+            (token, "length")
         } else if max_tokens <= 8 && !config.answers.is_empty() {
             let turn = shared.answered.fetch_add(1, Ordering::SeqCst);
-            config.answers[turn % config.answers.len()].clone()
+            (config.answers[turn % config.answers.len()].clone(), "stop")
         } else {
-            config.generation.clone()
+            (config.generation.clone(), config.generation_finish.as_str())
         };
         completion_tokens += (text.split_whitespace().count() as u64)
             .min(max_tokens)
@@ -697,7 +707,6 @@ fn completion(shared: &Shared, config: &FakeConfig, chat: bool, body: &Value) ->
         } else {
             Value::Null
         };
-        let finish_reason = if max_tokens <= 1 { "length" } else { "stop" };
         choices.push(if chat {
             json!({
                 "index": index,
