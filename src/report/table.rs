@@ -202,6 +202,25 @@ pub(crate) struct Notes {
     pub warnings: Vec<String>,
 }
 
+/// The cells whose `share` passes `past`, each named with the share as shown. `past`
+/// takes the share in thousandths, so that a warning judges the share as printed to one
+/// decimal: one shown as 50.0% is never called below or above half.
+fn shares_where(
+    summary: &Summary,
+    name: &dyn Fn(&str) -> String,
+    share: fn(&CellMetrics) -> Option<f64>,
+    past: fn(f64) -> bool,
+) -> Vec<String> {
+    summary
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let value = share(cell)?;
+            past(value * 1000.0).then(|| format!("{} ({})", name(&cell.name), percent(Some(value))))
+        })
+        .collect()
+}
+
 /// The notes under the table; `name` formats a cell name.
 pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
     let mut notes = Notes::default();
@@ -291,16 +310,12 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         ));
     }
 
-    let unwritten: Vec<String> = summary
-        .cells
-        .iter()
-        .filter_map(|cell| {
-            let shown = percent(cell.rationale_written);
-            // Judged as shown, so that a share printed as 50.0% is never called below half.
-            let below_half = cell.rationale_written? * 1000.0 < 499.5;
-            below_half.then(|| format!("{} ({shown})", name(&cell.name)))
-        })
-        .collect();
+    let unwritten = shares_where(
+        summary,
+        name,
+        |cell| cell.rationale_written,
+        |permille| permille < 499.5,
+    );
     if !unwritten.is_empty() {
         let (subject, verb) = if unwritten.len() == 1 {
             ("cell", "measures")
@@ -315,16 +330,12 @@ pub(crate) fn notes(summary: &Summary, name: &dyn Fn(&str) -> String) -> Notes {
         ));
     }
 
-    let capped: Vec<String> = summary
-        .cells
-        .iter()
-        .filter_map(|cell| {
-            let shown = percent(cell.rationale_capped);
-            // Judged as shown, so that a share printed as 50.0% is never called above half.
-            let above_half = cell.rationale_capped? * 1000.0 >= 500.5;
-            above_half.then(|| format!("{} ({shown})", name(&cell.name)))
-        })
-        .collect();
+    let capped = shares_where(
+        summary,
+        name,
+        |cell| cell.rationale_capped,
+        |permille| permille >= 500.5,
+    );
     if !capped.is_empty() {
         let subject = if capped.len() == 1 { "cell" } else { "cells" };
         notes.warnings.push(format!(
