@@ -7,6 +7,9 @@
 //!   prompt, for every model of the ladder (the cost of a chain-of-thought cell);
 //! - `decode-long/<model>`: the same after a ~2,000-token prompt, where the attention
 //!   over the key/value state weighs more (the rationale of a 1-shot CoT cell);
+//! - `cot/qwen2.5-coder-0.5b`: one order of a Detailed + CoT 0-shot cell: a greedy
+//!   rationale of up to 128 tokens, then the prompt scored after it, the orders of 50
+//!   pairs in turn on one engine, as a worker sees them;
 //! - `grid/smollm2-135m`: labeling pairs on the Table-2 grid (base and detailed
 //!   preambles x 0, 1 and 2 exemplars, both orders). One iteration labels the next pair
 //!   of every cell, so that any number of samples weighs the six cells alike. Each cell
@@ -27,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use prompts::{
-    decoding_inputs, long_decoding_inputs, model_file, prefill_tokens, table_two_prompts,
+    chain_of_thought_prompts, decoding_inputs, long_decoding_inputs, model_file, prefill_tokens,
+    table_two_prompts,
 };
+use rlaif::backend::GenerateRequest;
 use rlaif::embedded::ModelSource;
 use rlaif::embedded::engine::Engine;
 use rlaif::embedded::model::{Model, Sequence};
@@ -197,6 +202,44 @@ fn decode_group(c: &mut Criterion, name: &str, inputs: impl Fn(&Engine) -> (Vec<
     group.finish();
 }
 
+/// The rationale's length in the `cot` group: Qwen 0.5B writes to the cap on these
+/// prompts, so every iteration decodes as many tokens.
+const RATIONALE_TOKENS: u32 = 128;
+
+fn cot(c: &mut Criterion) {
+    let prompts = chain_of_thought_prompts();
+    let name = "qwen2.5-coder-0.5b";
+    let mut engine =
+        Engine::open(&ModelSource::File(model_file(name)), false, true).expect("loads");
+    let mut group = c.benchmark_group("cot");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(60));
+    group.throughput(Throughput::Elements(1));
+    let mut next = 0;
+    group.bench_function(format!("rlaif/{name}"), |b| {
+        b.iter(|| {
+            let prompt = &prompts[next % prompts.len()];
+            next += 1;
+            let generation = engine
+                .generate(&GenerateRequest {
+                    prompt: prompt.generation_text().expect("a CoT prompt"),
+                    max_tokens: RATIONALE_TOKENS,
+                    temperature: 0.0,
+                    top_k: 40,
+                    sample: 0,
+                    seed: 0,
+                    stop: Vec::new(),
+                })
+                .expect("generates");
+            let scoring = prompt.scoring_text_after(&generation.text);
+            let tokens = engine.prompt_tokens(&scoring).expect("tokenizes");
+            engine.next_logprobs(&tokens).expect("scores")
+        })
+    });
+    group.finish();
+}
+
 fn grid(c: &mut Criterion) {
     let prompts = table_two_prompts();
     let name = "smollm2-135m";
@@ -269,5 +312,5 @@ fn grid(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, prefill, decode, decode_long, grid);
+criterion_group!(benches, prefill, decode, decode_long, cot, grid);
 criterion_main!(benches);

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use rlaif::embedded::engine::Engine;
-use rlaif::prompt::Order;
+use rlaif::grid::Cell;
+use rlaif::prepare::Prepared;
+use rlaif::prompt::{Order, Prompt};
 
 pub fn model_file(name: &str) -> PathBuf {
     let mut progress = rlaif::models::ConsoleProgress::new(false);
@@ -15,47 +17,77 @@ pub fn shared_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
 }
 
-/// The Table-2 grid on 50 high-confidence TL;DR pairs: per cell, the scoring prompts of
-/// every pair in both orders, in the order the runner sends them.
-pub fn table_two_prompts() -> Vec<Vec<String>> {
+/// The experiment `name` on 50 high-confidence TL;DR pairs with the simulated labeler,
+/// its exemplars (when asked for) from the held-out split, and `grid`, prepared.
+fn fifty_tldr_pairs(name: &str, grid: &str, exemplars: bool) -> Prepared {
     let comparisons = shared_data().join("openai-tldr-comparisons/comparisons.jsonl");
+    let path = comparisons.display();
     let dir = tempfile::tempdir().expect("a temporary folder");
+    let exemplars = if exemplars {
+        format!(
+            "exemplars: {{ format: tldr, path: {path}, high_confidence: true, split: {{ holdout: 0.1, keep: holdout }} }}\n"
+        )
+    } else {
+        String::new()
+    };
     let yaml = format!(
-        "name: bench-table-two\n\
+        "name: {name}\n\
          task: summarization\n\
          dataset: {{ format: tldr, path: {path}, high_confidence: true, split: {{ holdout: 0.1, keep: rest }}, limit: 50, seed: 7 }}\n\
-         exemplars: {{ format: tldr, path: {path}, high_confidence: true, split: {{ holdout: 0.1, keep: holdout }} }}\n\
+         {exemplars}\
          labelers:\n\
          \x20 small: {{ backend: simulated }}\n\
          grid:\n\
-         \x20 preamble: [base, detailed]\n\
-         \x20 few_shot: [0, 1, 2]\n",
-        path = comparisons.display()
+         {grid}"
     );
-    let file = dir.path().join("grid.yaml");
+    let file = dir.path().join("bench.yaml");
     std::fs::write(&file, yaml).expect("writable");
-    let prepared = rlaif::prepare::prepare(&file).expect("the bench experiment is valid");
+    rlaif::prepare::prepare(&file).expect("the bench experiment is valid")
+}
+
+/// Per example and order, the cell's prompt, in the order the runner sends them.
+fn rendered(prepared: &Prepared, cell: &Cell) -> Vec<Prompt> {
+    let prompts = prepared.prompts(cell).expect("renders");
+    prepared
+        .dataset
+        .examples
+        .iter()
+        .flat_map(|example| {
+            [Order::Ab, Order::Ba].map(|order| prompts.render(example, order).expect("renders"))
+        })
+        .collect()
+}
+
+/// The Table-2 grid on the 50 pairs: per cell, the scoring prompts of every pair in
+/// both orders.
+pub fn table_two_prompts() -> Vec<Vec<String>> {
+    let prepared = fifty_tldr_pairs(
+        "bench-table-two",
+        "\x20 preamble: [base, detailed]\n\x20 few_shot: [0, 1, 2]\n",
+        true,
+    );
     prepared
         .expansion
         .cells
         .iter()
         .map(|cell| {
-            let prompts = prepared.prompts(cell).expect("renders");
-            prepared
-                .dataset
-                .examples
+            rendered(&prepared, cell)
                 .iter()
-                .flat_map(|example| {
-                    [Order::Ab, Order::Ba].map(|order| {
-                        prompts
-                            .render(example, order)
-                            .expect("renders")
-                            .scoring_text()
-                    })
-                })
+                .map(Prompt::scoring_text)
                 .collect()
         })
         .collect()
+}
+
+/// Detailed + CoT 0-shot on the 50 pairs: per pair and order, the prompt a rationale
+/// is written after and scored after.
+pub fn chain_of_thought_prompts() -> Vec<Prompt> {
+    let prepared = fifty_tldr_pairs(
+        "bench-cot",
+        "\x20 preamble: [detailed]\n\x20 cot: [true]\n",
+        false,
+    );
+    rendered(&prepared, &prepared.expansion.cells[0])
 }
 
 /// About 650 tokens of a real prompt.

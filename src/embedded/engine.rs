@@ -1,5 +1,6 @@
 //! One model, its tokenizer and the key/value state of the last sequence: scores and
-//! generates, reusing the longest prefix a prompt shares with what was evaluated before.
+//! generates, reusing the whole blocks of the prefix a prompt shares with what was
+//! evaluated before (see [`super::model::BLOCK`]).
 
 use std::sync::Arc;
 
@@ -111,8 +112,8 @@ impl Engine {
         Ok(tokens)
     }
 
-    /// Log-probabilities of the token after `tokens`, reusing what the last sequence
-    /// shares with them.
+    /// Log-probabilities of the token after `tokens`, reusing the whole blocks the last
+    /// sequence shares with them: the same numbers a fresh engine gives.
     pub fn next_logprobs(&mut self, tokens: &[u32]) -> Result<Vec<f64>, CallError> {
         let logits = self.evaluate(tokens)?;
         Ok(log_softmax(&logits))
@@ -127,7 +128,7 @@ impl Engine {
             .take_while(|(a, b)| a == b)
             .count();
         // The logits after the last token are not kept: recompute at least that token.
-        let keep = shared.min(tokens.len() - 1);
+        let keep = self.sequence.reusable(shared.min(tokens.len() - 1));
         self.sequence.truncate(keep).map_err(compute_error)?;
         self.model
             .extend(&mut self.sequence, &tokens[keep..])

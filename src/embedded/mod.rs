@@ -2,8 +2,9 @@
 //! server.
 //!
 //! Each worker thread owns an engine: the shared model and the key/value state of the
-//! last sequence that worker evaluated. Each call keeps the longest prefix its prompt
-//! shares with that sequence and computes only the rest: the runner sends an example's
+//! last sequence that worker evaluated. Each call keeps the whole blocks of the prefix
+//! its prompt shares with that sequence and computes only the rest (so that its answer
+//! does not depend on what the worker computed before): the runner sends an example's
 //! prompts one after another, in an order where each extends the last (a cell's
 //! examples share its preamble and exemplars, an example's two orders share the post, a
 //! prompt's samples share it whole), and a call goes to the free worker whose last
