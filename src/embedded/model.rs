@@ -362,7 +362,7 @@ fn store(
 /// and only whole blocks are kept for later prompts. Matrix products sum in an order
 /// that depends on how many rows they multiply (candle's quantized kernels even round
 /// the activations differently), so a position computed in another split of the prompt
-/// gets other numbers: up to 0.2 in Qwen 0.5B's logits. Aligned blocks make every
+/// gets other numbers: up to 0.24 in Qwen 0.5B's logits. Aligned blocks make every
 /// score a function of its prompt alone, whichever prompts a worker evaluated before
 /// it. Smaller blocks reuse more of a shared prefix; larger ones multiply faster: 128 is
 /// the better trade on the larger models, which cost the most (see `benches/embedded.rs`).
