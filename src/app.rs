@@ -119,12 +119,14 @@ impl AppError {
             AppError::Label(
                 LabelError::Input { .. }
                 | LabelError::Output { .. }
+                | LabelError::OtherConfiguration { .. }
+                | LabelError::OtherPair { .. }
                 | LabelError::SameFile { .. }
                 | LabelError::Preflight { .. }
                 | LabelError::Build(_)
                 | LabelError::Prompt(_),
             ) => 2,
-            AppError::Label(LabelError::Read { source, .. })
+            AppError::Label(LabelError::Read { source, .. } | LabelError::Write { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 2

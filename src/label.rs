@@ -2,10 +2,13 @@
 //! cell's configuration, in the form reward-model trainers read.
 //!
 //! Input and output are streamed: pairs are read a line at a time and each labeled pair
-//! is appended as one line the moment it (and every pair before it) is done, so memory
-//! does not grow with the file and a killed run loses nothing. A rerun of the same
+//! is appended as one line the moment it (and every pair before it) is done, so a killed
+//! run loses nothing; what is held per pair is two 8-byte digests. A rerun of the same
 //! command skips the pairs the output already holds and answers from the call cache
-//! whatever was paid for before. Output lines keep the input's order.
+//! whatever was paid for before; it refuses an output written with another configuration
+//! or for other pairs under the same ids, and a lock file beside the output keeps a
+//! second process from appending to it. Output lines keep the input's order, but for
+//! pairs whose calls failed, which a rerun appends after the others.
 //!
 //! Each line has `prompt`, `chosen` and `rejected` (TRL's and OpenRLHF's preference
 //! format), the soft probability that `chosen` is preferred, both orders'
@@ -15,7 +18,7 @@
 //! trainer can drop it; a pair whose calls failed is not written and is retried on the
 //! next run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +31,9 @@ use crate::append_only::read_complete_lines;
 use crate::backend::{self, BuildError, CallError};
 use crate::cache::{Cache, CacheError, CachedLabeler};
 use crate::data::{Example, Label};
+use crate::fingerprint::hash_u64;
 use crate::grid::Cell;
+use crate::lock_file::{LockError, LockFile};
 use crate::metrics::RationaleCount;
 use crate::prepare::Prepared;
 use crate::procedure::{Judgment, OrderJudgment};
@@ -96,6 +101,36 @@ pub enum LabelError {
         path: PathBuf,
         line: usize,
         message: String,
+    },
+    #[error(
+        "{path}:{line}: labeled with another configuration ({fields} differ from this command's; \
+         label into another --output, or move this file aside to start over)"
+    )]
+    OtherConfiguration {
+        path: PathBuf,
+        line: usize,
+        fields: String,
+    },
+    #[error(
+        "{path}:{line}: id `{id}` is labeled there for another pair than line {input_line} of \
+         {input} (the output holds labels of other pairs: label into another --output, or give \
+         the pairs unique `id`s)"
+    )]
+    OtherPair {
+        path: PathBuf,
+        line: usize,
+        id: String,
+        input: PathBuf,
+        input_line: usize,
+    },
+    #[error(
+        "another rlaif (process {pid}) is writing {path} (wait for it, or stop it; remove \
+         {lock} if that process is gone)"
+    )]
+    Locked {
+        path: PathBuf,
+        lock: PathBuf,
+        pid: u32,
     },
     #[error("--input and --output are the same file ({path}); labels go to a new file")]
     SameFile { path: PathBuf },
@@ -171,8 +206,19 @@ struct Provenance<'a> {
     /// top-k, ...), as the run id counts them.
     labeler_settings: serde_json::Value,
     templates_sha256: String,
+    /// Picks the exemplars (where the grid has no `exemplar_seed` axis), the sampled
+    /// rationales and, with `position_debias: random`, the order.
+    seed: u64,
+    position_debias: crate::spec::PositionDebias,
+    /// The ids of the exemplars the prompts show, and the hash of the file they are from.
+    exemplars: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exemplars_sha256: Option<&'a str>,
     rlaif_version: &'static str,
 }
+
+/// A provenance field that may differ between the runs that wrote one output.
+const VERSION_FIELD: &str = "rlaif_version";
 
 /// One line of the output.
 #[derive(Debug, Serialize)]
@@ -194,10 +240,75 @@ struct Labeled<'a> {
     provenance: &'a Provenance<'a>,
 }
 
-/// What a resumed run needs of an earlier output line.
+/// What a resumed run checks of an earlier output line.
 #[derive(Debug, Deserialize)]
-struct LabeledId {
+struct EarlierLine {
     id: String,
+    prompt: String,
+    chosen: String,
+    rejected: String,
+    chosen_is: Label,
+    provenance: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EarlierLine {
+    fn pair_digest(&self) -> u64 {
+        let (a, b) = match self.chosen_is {
+            Label::B => (&self.rejected, &self.chosen),
+            Label::A | Label::Tie => (&self.chosen, &self.rejected),
+        };
+        pair_digest(&self.prompt, a, b)
+    }
+}
+
+/// A digest of a pair's content, to tell whether an id names the same pair in the input
+/// and in an earlier output.
+fn pair_digest(context: &str, a: &str, b: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(context.len() + a.len() + b.len() + 24);
+    for part in [context, a, b] {
+        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    hash_u64(bytes)
+}
+
+/// Each input pair's id digest, with its content digest and line.
+struct InputDigests {
+    ids: HashMap<u64, (u64, usize)>,
+}
+
+impl InputDigests {
+    /// Reads and checks every line of `path`: each must be a pair, each id unique.
+    fn read(path: &Path) -> Result<InputDigests, LabelError> {
+        let mut ids = HashMap::new();
+        for item in InputLines::open(path)? {
+            let (number, pair) = item?;
+            let id = pair.id_or_line(number);
+            let digest = pair_digest(&pair.context, &pair.response_a, &pair.response_b);
+            if ids.insert(hash_u64(&id), (digest, number)).is_some() {
+                return Err(LabelError::Input {
+                    path: path.to_path_buf(),
+                    line: number,
+                    message: format!(
+                        "duplicate id `{id}` (ids must be unique: a resumed run skips the \
+                         ids it has labeled)"
+                    ),
+                });
+            }
+        }
+        Ok(InputDigests { ids })
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Where the lock of an output file goes: beside it, named after it.
+fn lock_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    output.with_file_name(name)
 }
 
 /// Labels every pair of `options.input` with `cell` of `prepared`.
@@ -213,28 +324,10 @@ pub async fn label(
             path: options.output.clone(),
         });
     }
-    let done = labeled_ids(&options.output)?;
-    // A first pass checks every line and id before anything is paid for; it holds the
-    // ids only. The second pass labels as it reads.
-    let mut seen = HashSet::new();
-    let mut already = 0;
-    for item in InputLines::open(&options.input)? {
-        let (number, pair) = item?;
-        let id = pair.id_or_line(number);
-        if !seen.insert(id.clone()) {
-            return Err(LabelError::Input {
-                path: options.input.clone(),
-                line: number,
-                message: format!(
-                    "duplicate id `{id}` (ids must be unique: a resumed run skips the ids \
-                     it has labeled)"
-                ),
-            });
-        }
-        already += usize::from(done.contains(&id));
-    }
-    let total = seen.len() as u64;
-    drop(seen);
+    // A first pass checks every line and id before anything is paid for or written; it
+    // holds a digest of each pair's id and content.
+    let input = InputDigests::read(&options.input)?;
+    let total = input.len() as u64;
 
     let name = cell.settings.labeler.as_str();
     let config = prepared
@@ -247,6 +340,49 @@ pub async fn label(
         .map_err(BuildError::Client)?;
     let cache = std::sync::Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
     let built = backend::build(name, config, &client, options.quiet)?;
+    let exemplars = prepared.exemplars_for(&cell.settings);
+    let provenance = Provenance {
+        experiment: &prepared.experiment.name,
+        cell: &cell.name,
+        cell_id: &cell.id,
+        settings: &cell.settings,
+        labeler: name,
+        backend: config.backend(),
+        model: runner::model_of(config),
+        identity: built.identity().to_owned(),
+        labeler_settings: config.answer_settings(),
+        templates_sha256: prepared.templates.fingerprint(),
+        seed: prepared.experiment.seed,
+        position_debias: prepared.experiment.position_debias,
+        exemplars: exemplars
+            .iter()
+            .map(|exemplar| exemplar.id.as_str())
+            .collect(),
+        exemplars_sha256: prepared
+            .exemplars
+            .as_ref()
+            .filter(|_| !exemplars.is_empty())
+            .map(|pool| pool.file_sha256.as_str()),
+        rlaif_version: env!("CARGO_PKG_VERSION"),
+    };
+
+    let lock = lock_path(&options.output);
+    let _lock = LockFile::take(&lock).map_err(|error| match error {
+        LockError::Held { pid } => LabelError::Locked {
+            path: options.output.clone(),
+            lock: lock.clone(),
+            pid,
+        },
+        // Most often a folder that does not exist; the output is what the user named.
+        LockError::Io(source) => LabelError::Write {
+            path: options.output.clone(),
+            source,
+        },
+    })?;
+    let done = earlier_output(&options.output, &provenance, &input, &options.input)?;
+    let already = input.ids.keys().filter(|id| done.contains(id)).count();
+    drop(input);
+
     let checked = tokio::select! {
         biased;
         _ = &mut interrupt => None,
@@ -270,20 +406,6 @@ pub async fn label(
     let labeler = CachedLabeler::new(built, cache);
     let prompts = prepared.prompts(cell)?;
     let procedure = runner::procedure(prepared, cell, &prompts, &labeler);
-    let provenance = Provenance {
-        experiment: &prepared.experiment.name,
-        cell: &cell.name,
-        cell_id: &cell.id,
-        settings: &cell.settings,
-        labeler: name,
-        backend: config.backend(),
-        model: runner::model_of(config),
-        identity: labeler.labeler().identity().to_owned(),
-        labeler_settings: config.answer_settings(),
-        templates_sha256: prepared.templates.fingerprint(),
-        rlaif_version: env!("CARGO_PKG_VERSION"),
-    };
-
     let mut output = OpenOptions::new()
         .create(true)
         .append(true)
@@ -309,7 +431,7 @@ pub async fn label(
         // Checked above; a line that changed since fails the same way there next time.
         .filter_map(Result::ok)
         .map(|(number, pair)| (pair.id_or_line(number), pair))
-        .filter(|(id, _)| !done.contains(id));
+        .filter(|(id, _)| !done.contains(&hash_u64(id)));
     let mut labeled = futures::stream::iter(todo)
         .map(|(id, pair)| async move {
             let human = pair.label;
@@ -488,9 +610,21 @@ fn strip_position(error: &serde_json::Error) -> String {
     }
 }
 
-/// The ids an earlier run wrote to `path`; a torn last line (a write cut short by a
-/// kill) is cut off.
-fn labeled_ids(path: &Path) -> Result<HashSet<String>, LabelError> {
+/// The id digests an earlier run wrote to `path`, after checking that each line was
+/// labeled with this `provenance` and, where the input has its id, for the same pair; a
+/// torn last line (a write cut short by a kill) is cut off.
+fn earlier_output(
+    path: &Path,
+    provenance: &Provenance<'_>,
+    input: &InputDigests,
+    input_path: &Path,
+) -> Result<HashSet<u64>, LabelError> {
+    let serde_json::Value::Object(mut expected) =
+        serde_json::to_value(provenance).expect("provenance serializes to JSON")
+    else {
+        unreachable!("provenance serializes to a JSON object")
+    };
+    expected.remove(VERSION_FIELD);
     let mut ids = HashSet::new();
     read_complete_lines(
         path,
@@ -499,13 +633,46 @@ fn labeled_ids(path: &Path) -> Result<HashSet<String>, LabelError> {
             source,
         },
         |number, line| {
-            let labeled: LabeledId =
+            let mut earlier: EarlierLine =
                 serde_json::from_slice(line).map_err(|error| LabelError::Output {
                     path: path.to_path_buf(),
                     line: number,
                     message: strip_position(&error),
                 })?;
-            ids.insert(labeled.id);
+            earlier.provenance.remove(VERSION_FIELD);
+            if earlier.provenance != expected {
+                let mut fields: Vec<&str> = expected
+                    .iter()
+                    .filter(|(key, value)| earlier.provenance.get(*key) != Some(value))
+                    .map(|(key, _)| key.as_str())
+                    .chain(
+                        earlier
+                            .provenance
+                            .keys()
+                            .filter(|key| !expected.contains_key(*key))
+                            .map(String::as_str),
+                    )
+                    .collect();
+                fields.sort_unstable();
+                return Err(LabelError::OtherConfiguration {
+                    path: path.to_path_buf(),
+                    line: number,
+                    fields: fields.join(", "),
+                });
+            }
+            let id = hash_u64(&earlier.id);
+            if let Some(&(digest, input_line)) = input.ids.get(&id)
+                && digest != earlier.pair_digest()
+            {
+                return Err(LabelError::OtherPair {
+                    path: path.to_path_buf(),
+                    line: number,
+                    id: earlier.id,
+                    input: input_path.to_path_buf(),
+                    input_line,
+                });
+            }
+            ids.insert(id);
             Ok(())
         },
     )?;

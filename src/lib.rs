@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod fingerprint;
 pub mod grid;
 pub mod label;
+mod lock_file;
 pub mod metrics;
 pub mod models;
 pub mod plan;

@@ -313,3 +313,103 @@ fn bad_input_is_refused_before_any_call_naming_the_line() {
     assert_exit(&missing, 2);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere.jsonl"));
 }
+
+#[test]
+fn a_rerun_with_another_cell_or_other_pairs_refuses_the_earlier_output() {
+    let workspace = Workspace::new();
+    unlabeled(&workspace);
+    assert_exit(
+        &workspace.label("base/0-shot/biased", "in.jsonl", "out.jsonl"),
+        0,
+    );
+    let labeled = std::fs::read_to_string(workspace.path("out.jsonl")).unwrap();
+
+    let other_cell = workspace.label("detailed/0-shot/biased", "in.jsonl", "out.jsonl");
+    assert_exit(&other_cell, 2);
+    let stderr = String::from_utf8_lossy(&other_cell.stderr);
+    assert!(
+        stderr.contains(
+            "out.jsonl:1: labeled with another configuration (cell, cell_id, settings differ"
+        ),
+        "{stderr}"
+    );
+
+    // Other pairs without ids are numbered by line, as the first ones were.
+    let other: Vec<String> = (0..4)
+        .map(|n| {
+            serde_json::json!({"context": format!("other {n}"), "response_a": "x", "response_b": "y"})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(workspace.path("other.jsonl"), other.join("\n") + "\n").unwrap();
+    let other_pairs = workspace.label("base/0-shot/biased", "other.jsonl", "out.jsonl");
+    assert_exit(&other_pairs, 2);
+    let stderr = String::from_utf8_lossy(&other_pairs.stderr);
+    assert!(
+        stderr
+            .contains("out.jsonl:4: id `line-4` is labeled there for another pair than line 4 of"),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        std::fs::read_to_string(workspace.path("out.jsonl")).unwrap(),
+        labeled,
+        "a refused output is left as it was"
+    );
+}
+
+#[test]
+fn an_output_that_is_not_labeled_pairs_is_refused_untouched() {
+    let workspace = Workspace::new();
+    unlabeled(&workspace);
+    // The pairs file named as the output, its last line without a newline: read as
+    // earlier output, that line would be cut off as torn.
+    let pairs = std::fs::read_to_string(fixtures().join("pairs.jsonl")).unwrap();
+    let pairs = pairs.trim_end().to_owned();
+    std::fs::write(workspace.path("pairs.jsonl"), &pairs).unwrap();
+    let swapped = workspace.label("base/0-shot/biased", "in.jsonl", "pairs.jsonl");
+    assert_exit(&swapped, 2);
+    let stderr = String::from_utf8_lossy(&swapped.stderr);
+    assert!(
+        stderr.contains("pairs.jsonl:1: not a labeled pair (missing field"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.path("pairs.jsonl")).unwrap(),
+        pairs
+    );
+
+    let no_folder = workspace.label("base/0-shot/biased", "in.jsonl", "missing/out.jsonl");
+    assert_exit(&no_folder, 2);
+    let stderr = String::from_utf8_lossy(&no_folder.stderr);
+    assert!(
+        stderr.contains("cannot write") && stderr.contains("missing/out.jsonl"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_process_is_kept_off_an_output_being_written() {
+    let workspace = Workspace::new();
+    unlabeled(&workspace);
+    // A live process (pid 1 always exists) holds the output.
+    std::fs::write(workspace.path("out.jsonl.lock"), "1").unwrap();
+    let held = workspace.label("base/0-shot/biased", "in.jsonl", "out.jsonl");
+    assert_exit(&held, 1);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(
+        stderr.contains("another rlaif (process 1) is writing")
+            && stderr.contains("out.jsonl.lock"),
+        "{stderr}"
+    );
+    assert!(!workspace.path("out.jsonl").exists());
+
+    // One whose process is gone is taken over, and released at the end.
+    std::fs::write(workspace.path("out.jsonl.lock"), "4294967294").unwrap();
+    assert_exit(
+        &workspace.label("base/0-shot/biased", "in.jsonl", "out.jsonl"),
+        0,
+    );
+    assert_eq!(workspace.lines("out.jsonl").len(), 8);
+    assert!(!workspace.path("out.jsonl.lock").exists());
+}

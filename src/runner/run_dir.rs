@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::fingerprint;
+use crate::lock_file::{self, LockError, LockFile};
 use crate::prepare::Prepared;
 
 /// Why a run folder cannot be used.
@@ -99,12 +100,15 @@ pub fn run_id(prepared: &Prepared) -> String {
     fingerprint::short_id(json)
 }
 
+/// The lock file in a run folder.
+const LOCK: &str = "run.lock";
+
 /// A run folder, locked by this process while it lives.
 #[derive(Debug)]
 pub struct RunDir {
     pub path: PathBuf,
     pub run_id: String,
-    lock: PathBuf,
+    _lock: LockFile,
 }
 
 impl RunDir {
@@ -137,12 +141,20 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        let lock = path.join("run.lock");
-        take_lock(&lock, &path)?;
+        let lock = LockFile::take(&path.join(LOCK)).map_err(|error| match error {
+            LockError::Held { pid } => RunDirError::Locked {
+                path: path.clone(),
+                pid,
+            },
+            LockError::Io(source) => RunDirError::Write {
+                path: path.join(LOCK),
+                source,
+            },
+        })?;
         Ok(RunDir {
             path,
             run_id: chosen,
-            lock,
+            _lock: lock,
         })
     }
 
@@ -160,56 +172,6 @@ impl RunDir {
     }
 }
 
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.lock);
-    }
-}
-
-/// Creates the lock file holding this process's id. The file is created only if absent,
-/// so of two runs starting together one wins; a lock left by a process that is gone is
-/// taken over.
-fn take_lock(lock: &Path, folder: &Path) -> Result<(), RunDirError> {
-    let write_error = |source| RunDirError::Write {
-        path: lock.to_path_buf(),
-        source,
-    };
-    for _ in 0..2 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(lock)
-        {
-            Ok(mut file) => {
-                use std::io::Write;
-                return file
-                    .write_all(std::process::id().to_string().as_bytes())
-                    .map_err(write_error);
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = std::fs::read_to_string(lock)
-                    .ok()
-                    .and_then(|text| text.trim().parse::<u32>().ok());
-                match owner {
-                    Some(pid) if pid != std::process::id() && process_alive(pid) => {
-                        return Err(RunDirError::Locked {
-                            path: folder.to_path_buf(),
-                            pid,
-                        });
-                    }
-                    // Stale: its process is gone. Remove it and try once more.
-                    _ => std::fs::remove_file(lock).map_err(write_error)?,
-                }
-            }
-            Err(error) => return Err(write_error(error)),
-        }
-    }
-    Err(RunDirError::Locked {
-        path: folder.to_path_buf(),
-        pid: 0,
-    })
-}
-
 /// A run folder under the results root `root` whose lock is held by a live process
 /// (another than this one), with that process's id.
 pub fn active_run(root: &Path) -> Option<(PathBuf, u32)> {
@@ -225,19 +187,7 @@ pub fn active_run(root: &Path) -> Option<(PathBuf, u32)> {
     folders(root)
         .iter()
         .flat_map(|experiment| folders(experiment))
-        .find_map(|run| {
-            let pid = std::fs::read_to_string(run.join("run.lock"))
-                .ok()?
-                .trim()
-                .parse::<u32>()
-                .ok()?;
-            (pid != std::process::id() && process_alive(pid)).then_some((run, pid))
-        })
-}
-
-/// Whether a process with this id exists (Linux: it has a /proc entry).
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+        .find_map(|run| lock_file::holder(&run.join(LOCK)).map(|pid| (run, pid)))
 }
 
 #[cfg(test)]
