@@ -363,6 +363,38 @@ const CASES: &[Case] = &[
         ..CASE
     },
     Case {
+        name: "exclude-names-a-value-off-the-grid",
+        files: &[(
+            "exp.yaml",
+            Text::Good(&[], "exclude:\n  - { preamble: detialed, few_shot: 1 }\n"),
+        )],
+        stderr: &[
+            "exp.yaml:11:",
+            "`exclude` names preamble `detialed`, which the grid does not have, so the entry \
+             excludes nothing",
+            "did you mean `detailed`?",
+        ],
+        ..CASE
+    },
+    Case {
+        name: "labeler-declared-twice",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "  sim: { backend: simulated, accuracy: 0.8 }\n",
+                    "  sim: { backend: simulated, accuracy: 0.8 }\n  sim: { backend: simulated, accuracy: 0.6 }\n",
+                )],
+                "",
+            ),
+        )],
+        stderr: &[
+            "exp.yaml:7:3: `sim` is written twice in `labelers`",
+            "only one of the two would be used: rename or remove one",
+        ],
+        ..CASE
+    },
+    Case {
         name: "templates-folder-missing",
         files: &[("exp.yaml", Text::Good(&[], "templates: nowhere\n"))],
         stderr: &["templates folder `nowhere` not found"],

@@ -84,6 +84,33 @@ impl SourceMap {
         }
     }
 
+    /// Every key written a second time in its mapping: the mapping's path, the key, and
+    /// where the repeat stands.
+    pub fn repeated_keys(&self) -> Vec<(&str, &str, Position)> {
+        let mut repeats = Vec::new();
+        for (path, keys) in &self.keys {
+            for (index, (key, position)) in keys.iter().enumerate() {
+                if keys[..index].iter().any(|(earlier, _)| earlier == key) {
+                    repeats.push((path.as_str(), key.as_str(), *position));
+                }
+            }
+        }
+        // The two values of a repeated key are filed under one path, so their own keys
+        // look repeated too; only the outermost repeat is the user's.
+        let outer: Vec<String> = repeats
+            .iter()
+            .map(|(path, key, _)| child(path, key))
+            .collect();
+        repeats.retain(|(path, _, _)| {
+            !outer.iter().any(|repeated| {
+                path.strip_prefix(repeated.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+        });
+        repeats.sort_by_key(|(_, _, position)| (position.line, position.column));
+        repeats
+    }
+
     /// The keys of the mapping at `path`, in the order written, with their positions.
     pub fn keys_of(&self, path: &str) -> &[(String, Position)] {
         self.keys.get(path).map_or(&[], Vec::as_slice)
@@ -193,6 +220,21 @@ impl MarkedEventReceiver for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_key_is_found_at_its_second_place_and_its_contents_are_not() {
+        let map = SourceMap::build(
+            "labelers:\n  sim: { backend: simulated }\n  sim: { backend: simulated }\n\
+             grid:\n  vars:\n    tone: [a]\n    mood: [b]\n    tone: [c]\n",
+        )
+        .unwrap();
+        let repeats: Vec<_> = map
+            .repeated_keys()
+            .into_iter()
+            .map(|(path, key, position)| (path, key, position.line))
+            .collect();
+        assert_eq!(repeats, [("labelers", "sim", 3), ("grid.vars", "tone", 8)]);
+    }
 
     const DOC: &str = "\
 name: demo

@@ -171,8 +171,26 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Reports every key written twice in one mapping: YAML keeps one of the two, so
+    /// the other (a second labeler of the same name, say) would silently not exist.
+    fn repeated_keys(&mut self) {
+        for (path, key, position) in self.map.repeated_keys() {
+            let mapping = if path.is_empty() {
+                "the experiment".to_owned()
+            } else {
+                format!("`{path}`")
+            };
+            self.report(
+                position,
+                format!("`{key}` is written twice in {mapping}"),
+                Some("only one of the two would be used: rename or remove one".to_owned()),
+            );
+        }
+    }
+
     pub fn experiment(&mut self, raw: RawExperiment, file: &Path) -> Option<Experiment> {
         self.unknown_keys("", ROOT_KEYS, "the experiment");
+        self.repeated_keys();
         let seed = raw.seed.unwrap_or(0);
         let name = self.name(raw.name);
         let task = match raw.task {
@@ -206,6 +224,9 @@ impl<'a> Checker<'a> {
             .collect();
         let axes = self.axes(raw.grid.unwrap_or_default(), &labeler_names);
         let exclude = self.partials(raw.exclude, "exclude", &axes, &labeler_names);
+        if let (Some(exclude), Some(axes)) = (&exclude, &axes) {
+            self.exclusions_on_the_grid(exclude, axes);
+        }
         let include = self.partials(raw.include, "include", &axes, &labeler_names);
         let position_debias = self.position_debias(raw.position_debias.as_deref());
         let templates = raw.templates.and_then(|folder| {
@@ -1083,6 +1104,86 @@ impl<'a> Checker<'a> {
             partials.push(partial);
         }
         (self.problems.len() == before).then_some(partials)
+    }
+
+    /// Reports each `exclude` value that is not on its axis: `exclude` only removes
+    /// cells of the grid, so such an entry removes nothing (a misspelt style, say) and
+    /// the run pays for the cells it was meant to drop.
+    fn exclusions_on_the_grid(&mut self, exclude: &[Partial], axes: &Axes) {
+        fn listed<T: ToString>(values: &[T]) -> Vec<String> {
+            values.iter().map(ToString::to_string).collect()
+        }
+        for (index, partial) in exclude.iter().enumerate() {
+            let samples: Vec<u32> = axes.self_consistency.iter().map(|sc| sc.samples).collect();
+            let temperatures: Vec<f64> = axes
+                .self_consistency
+                .iter()
+                .map(|sc| sc.temperature)
+                .collect();
+            let mut off_axis: Vec<(&str, String, Vec<String>)> = Vec::new();
+            let mut check = |axis: &'static str, value: Option<String>, on_axis: Vec<String>| {
+                if let Some(value) = value
+                    && !on_axis.contains(&value)
+                {
+                    off_axis.push((axis, value, on_axis));
+                }
+            };
+            check("preamble", partial.preamble.clone(), axes.preamble.clone());
+            check(
+                "few_shot",
+                partial.few_shot.map(|n| n.to_string()),
+                listed(&axes.few_shot),
+            );
+            check(
+                "exemplar_seed",
+                partial.exemplar_seed.map(|n| n.to_string()),
+                listed(&axes.exemplar_seed),
+            );
+            check("cot", partial.cot.map(|c| c.to_string()), listed(&axes.cot));
+            check(
+                "samples",
+                partial.samples.map(|n| n.to_string()),
+                listed(&samples),
+            );
+            check(
+                "temperature",
+                partial.temperature.map(|t| t.to_string()),
+                listed(&temperatures),
+            );
+            check("labeler", partial.labeler.clone(), axes.labeler.clone());
+            let vars: Vec<(String, String, Vec<String>)> = partial
+                .vars
+                .iter()
+                .filter_map(|(name, value)| {
+                    let values = &axes.vars.iter().find(|(axis, _)| axis == name)?.1;
+                    let on_axis = listed(values);
+                    let value = value.to_string();
+                    (!on_axis.contains(&value)).then(|| (name.clone(), value, on_axis))
+                })
+                .collect();
+            let off_axis = off_axis
+                .into_iter()
+                .map(|(axis, value, on_axis)| (axis.to_owned(), value, on_axis))
+                .chain(vars);
+            for (axis, value, on_axis) in off_axis {
+                let path = child(&item("exclude", index), &axis);
+                let hint = match suggest(&value, on_axis.iter().map(String::as_str)) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None if on_axis.is_empty() => {
+                        format!("the grid does not vary `{axis}`: remove it from this entry")
+                    }
+                    None => format!("the grid's `{axis}` values are: {}", on_axis.join(", ")),
+                };
+                self.at(
+                    &path,
+                    format!(
+                        "`exclude` names {axis} `{value}`, which the grid does not have, so the \
+                         entry excludes nothing"
+                    ),
+                    Some(hint),
+                );
+            }
+        }
     }
 
     fn partial_value(
