@@ -353,12 +353,15 @@ fn run_experiment(
         );
         return Ok(Outcome::Interrupted);
     }
-    if let Some(reason) = &outcome.stopped {
+    if let Some(stop) = &outcome.stopped {
         eprintln!(
-            "rlaif: stopped, a labeler's server is unreachable: {reason}\n\
-             rlaif: {} judgments are saved in {}. Once the server is back, resume with: {resume}",
+            "rlaif: stopped, a {}: {}\n\
+             rlaif: {} judgments are saved in {}. Once {}, resume with: {resume}",
+            stop.what,
+            stop.message,
             outcome.judged,
             outcome.run_dir.display(),
+            stop.until,
         );
         return Ok(Outcome::CallsFailed);
     }
@@ -438,12 +441,15 @@ fn label_pairs(
         );
         return Ok(Outcome::Interrupted);
     }
-    if let Some(reason) = &outcome.stopped {
+    if let Some(stop) = &outcome.stopped {
         eprintln!(
-            "rlaif: stopped, the labeler's server is unreachable: {reason}\n\
-             rlaif: {} pairs are labeled in {}. Once the server is back, resume with: {resume}",
+            "rlaif: stopped, the {}: {}\n\
+             rlaif: {} pairs are labeled in {}. Once {}, resume with: {resume}",
+            stop.what,
+            stop.message,
             outcome.labeled + outcome.already,
             options.output.display(),
+            stop.until,
         );
         return Ok(Outcome::CallsFailed);
     }

@@ -36,7 +36,7 @@ use crate::grid::Cell;
 use crate::lock_file::{LockError, LockFile};
 use crate::metrics::RationaleCount;
 use crate::prepare::Prepared;
-use crate::procedure::{Judgment, OrderJudgment};
+use crate::procedure::{Judgment, OrderJudgment, Stop};
 use crate::prompt::PromptError;
 use crate::runner;
 
@@ -65,9 +65,9 @@ pub struct LabelOutcome {
     /// The first failure's message, for the closing line.
     pub first_failure: Option<String>,
     pub interrupted: bool,
-    /// Why labeling stopped before the end: the labeler's server cannot be reached
-    /// after every retry.
-    pub stopped: Option<String>,
+    /// Why labeling stopped before the end: the labeler cannot answer at all (every
+    /// further pair would fail the same way).
+    pub stopped: Option<Stop>,
     /// The rationales of the pairs labeled by this run (chain-of-thought cells).
     pub rationales: RationaleCount,
 }
@@ -466,10 +466,10 @@ pub async fn label(
                                 outcome.first_failure = failure
                                     .map(|failure| format!("{}: {}", example.id, failure.message));
                             }
-                            // A server that refuses connections after every retry is
-                            // gone: each further pair would wait out its retries too.
-                            if let Some(failure) = failure.filter(|failure| failure.kind == "connect") {
-                                outcome.stopped = Some(failure.message.clone());
+                            // A labeler that cannot answer at all (its server gone
+                            // after every retry, say): each further pair would fail too.
+                            if let Some(stop) = failure.and_then(|failure| failure.stop()) {
+                                outcome.stopped = Some(stop);
                                 break;
                             }
                         }

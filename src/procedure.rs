@@ -74,11 +74,52 @@ impl Failure {
 
     /// [`Failure::is_permanent`] for a failure of `kind`.
     pub fn kind_is_permanent(kind: &str) -> bool {
-        !matches!(
-            kind,
-            "rate_limited" | "server_error" | "timeout" | "connect" | "malformed" | "cancelled"
-        )
+        Failure::stop_of(kind).is_none()
+            && !matches!(
+                kind,
+                "rate_limited" | "server_error" | "timeout" | "malformed" | "cancelled"
+            )
     }
+
+    /// Why this failure stops a run or a labeling, when it does: the labeler itself
+    /// cannot answer (its server is unreachable, refuses the key, has no such endpoint or
+    /// model; an embedded worker stopped), so every further call would fail the same way.
+    /// Such failures are retried when the run is resumed.
+    pub fn stop(&self) -> Option<Stop> {
+        Failure::stop_of(&self.kind).map(|(what, until)| Stop {
+            what,
+            until,
+            message: self.message.clone(),
+        })
+    }
+
+    fn stop_of(kind: &str) -> Option<(&'static str, &'static str)> {
+        Some(match kind {
+            "connect" => ("labeler's server is unreachable", "the server is back"),
+            "unauthorized" => ("labeler's server refuses the API key", "the key is fixed"),
+            "not_found" => (
+                "labeler's server has no such endpoint or model",
+                "`base_url` and `model` are fixed",
+            ),
+            "worker_stopped" => (
+                "labeler's embedded worker stopped",
+                "the fault printed above is dealt with",
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// Why a run or a labeling stopped before its end: a failure that every further call to
+/// the labeler would repeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stop {
+    /// What is wrong, after "a" or "the": "labeler's server is unreachable".
+    pub what: &'static str,
+    /// What must hold before resuming: "the server is back".
+    pub until: &'static str,
+    /// The failure's message.
+    pub message: String,
 }
 
 /// What one cell made of one example: a line of `judgments.jsonl`.
@@ -586,6 +627,38 @@ pub fn longer(example: &Example) -> Option<Label> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_labeler_that_cannot_answer_stops_the_run_and_is_retried_on_resume() {
+        let failure = |kind: &str| Failure {
+            kind: kind.to_owned(),
+            message: "m".to_owned(),
+        };
+        for kind in ["connect", "unauthorized", "not_found", "worker_stopped"] {
+            assert!(failure(kind).stop().is_some(), "{kind} stops");
+            assert!(!failure(kind).is_permanent(), "{kind} is retried");
+        }
+        for kind in [
+            "rate_limited",
+            "server_error",
+            "timeout",
+            "malformed",
+            "cancelled",
+        ] {
+            assert!(failure(kind).stop().is_none(), "{kind} goes on");
+            assert!(!failure(kind).is_permanent(), "{kind} is retried");
+        }
+        for kind in [
+            "rejected",
+            "no_logprobs",
+            "unsupported",
+            "model",
+            "unparsed",
+        ] {
+            assert!(failure(kind).stop().is_none(), "{kind} goes on");
+            assert!(failure(kind).is_permanent(), "{kind} is kept");
+        }
+    }
 
     fn logprobs(pairs: &[(&str, f64)]) -> Scored {
         Scored::Logprobs {

@@ -574,6 +574,47 @@ async fn permanent_failures_are_kept_and_not_sent_again() {
     assert_eq!(labeling_calls(&server), before, "nothing is sent again");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_refused_mid_run_stops_it_and_a_rerun_retries_what_failed() {
+    let server = FakeServer::with(FakeConfig::default().varying()).await;
+    // The first call is the preflight; then the key is revoked for one call (a 401), as
+    // a rotated key or a lapsed token would.
+    let mut script = vec![Reply::normal(); 40];
+    script[5] = Reply::error(401, "invalid api key");
+    server.script(COMPLETIONS, script);
+    let workspace = Workspace::new(&server.url(), 1);
+    let output = workspace.run().await;
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stopped, a labeler's server refuses the API key: ")
+            && stderr.contains("invalid api key")
+            && stderr.contains("Once the key is fixed, resume with: rlaif run"),
+        "{stderr}"
+    );
+    let sent = labeling_calls(&server);
+    assert!(sent < 10, "the run stopped at the refusal: {sent} calls");
+    let journal = std::fs::read_to_string(workspace.run_dir().join("judgments.jsonl")).unwrap();
+    let kinds: Vec<Value> = journal
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter_map(|judgment| judgment.get("failure").map(|f| f["kind"].clone()))
+        .collect();
+    assert_eq!(kinds, ["unauthorized"]);
+
+    // The key works again: the rerun retries the refused example and finishes.
+    let output = workspace.run().await;
+    assert_exit(&output, 0);
+    let summary: Value = serde_json::from_str(&workspace.summary()).unwrap();
+    let failures: u64 = summary["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["failures"].as_u64().unwrap())
+        .sum();
+    assert_eq!(failures, 0);
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

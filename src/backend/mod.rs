@@ -156,6 +156,10 @@ pub enum CallError {
     Unsupported { message: String },
     #[error("embedded model: {message}")]
     Model { message: String },
+    /// A worker thread of the embedded labeler ended (a fault in the engine): each
+    /// further call given to it would fail the same way.
+    #[error("the embedded model's worker stopped")]
+    WorkerStopped,
     #[error("the run was interrupted")]
     Cancelled,
 }
@@ -166,6 +170,11 @@ impl CallError {
         match self {
             CallError::Status { status: 429, .. } => "rate_limited",
             CallError::Status { status, .. } if *status >= 500 => "server_error",
+            CallError::Status {
+                status: 401 | 403, ..
+            } => "unauthorized",
+            CallError::Status { status: 404, .. } => "not_found",
+            CallError::Status { status: 408, .. } => "timeout",
             CallError::Status { .. } => "rejected",
             CallError::Timeout { .. } => "timeout",
             CallError::Connect { .. } => "connect",
@@ -174,6 +183,7 @@ impl CallError {
             CallError::ModelNotServed { .. } => "model_not_served",
             CallError::Unsupported { .. } => "unsupported",
             CallError::Model { .. } => "model",
+            CallError::WorkerStopped => "worker_stopped",
             CallError::Cancelled => "cancelled",
         }
     }

@@ -182,7 +182,7 @@ impl Embedded {
                 let engine =
                     tokio::task::spawn_blocking(move || Engine::open(&source, chat, quiet))
                         .await
-                        .map_err(|_| worker_gone())??;
+                        .map_err(|_| CallError::WorkerStopped)??;
                 let siblings: Vec<Engine> = (1..self.workers).map(|_| engine.sibling()).collect();
                 let jobs = std::iter::once(engine)
                     .chain(siblings)
@@ -220,15 +220,11 @@ impl Embedded {
         let taken = pool.take(prompt).await;
         let (reply, answer) = oneshot::channel();
         if pool.jobs[taken.worker].send(job(reply)).is_err() {
-            return Err(worker_gone());
+            return Err(CallError::WorkerStopped);
         }
-        answer.await.unwrap_or_else(|_| Err(worker_gone()))
-    }
-}
-
-fn worker_gone() -> CallError {
-    CallError::Model {
-        message: "the embedded model's worker stopped".to_owned(),
+        answer
+            .await
+            .unwrap_or_else(|_| Err(CallError::WorkerStopped))
     }
 }
 

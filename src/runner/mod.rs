@@ -29,7 +29,7 @@ use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};
 use crate::metrics::{self, Judged, Scored};
 use crate::prepare::Prepared;
-use crate::procedure::{Judgment, Procedure};
+use crate::procedure::{Failure, Judgment, Procedure, Stop};
 use crate::prompt::PromptError;
 use crate::report::{self, LabelerInfo, LabelerLine, ReportContext, Summary};
 
@@ -59,9 +59,9 @@ pub struct RunOutcome {
     /// ...and those that would fail again (kept as they are).
     pub failed_permanently: usize,
     pub interrupted: bool,
-    /// Why the run stopped before the end: a labeler's server that cannot be reached
-    /// after every retry (every further call would fail the same way).
-    pub stopped: Option<String>,
+    /// Why the run stopped before the end: a labeler that cannot answer at all (every
+    /// further call would fail the same way).
+    pub stopped: Option<Stop>,
     /// The ranked table for the terminal (empty when interrupted or stopped).
     pub table: String,
 }
@@ -439,13 +439,9 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             next = units.next() => match next {
                 Some((cell, example, judgment)) => {
                     journal.append(&judgment)?;
-                    // A server that still refuses connections after every retry is gone:
-                    // each further call would wait out its retries and fail the same way.
-                    let unreachable = judgment
-                        .failure
-                        .as_ref()
-                        .filter(|failure| failure.kind == "connect")
-                        .map(|failure| failure.message.clone());
+                    // A labeler that cannot answer at all (its server gone after every
+                    // retry, say): each further call would fail the same way.
+                    let unreachable = judgment.failure.as_ref().and_then(Failure::stop);
                     let started = started_units.load(std::sync::atomic::Ordering::Relaxed);
                     fresh += 1;
                     let in_flight = started.saturating_sub(fresh);
