@@ -100,6 +100,17 @@ impl Workspace {
         std::fs::read_to_string(self.run_dir().join("summary.json")).unwrap()
     }
 
+    /// The failed judgments summary.json counts, over every cell.
+    fn failures(&self) -> u64 {
+        let summary: Value = serde_json::from_str(&self.summary()).unwrap();
+        summary["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cell| cell["failures"].as_u64().unwrap())
+            .sum()
+    }
+
     /// Writes `count` pairs without human labels (ids `u000`, `u001`, ...) for `label`.
     fn unlabeled(&self, count: usize) -> PathBuf {
         let input = self.dir.path().join("unlabeled.jsonl");
@@ -533,14 +544,7 @@ async fn failed_calls_are_recorded_counted_and_retried_on_rerun() {
     assert!(failed[0]["p_a"].is_null());
     // The order that failed paid nothing; the other order's call still counts.
     assert_eq!(failed[0]["calls"], 1);
-    let summary: Value = serde_json::from_str(&workspace.summary()).unwrap();
-    let failures: u64 = summary["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cell| cell["failures"].as_u64().unwrap())
-        .sum();
-    assert_eq!(failures, 2);
+    assert_eq!(workspace.failures(), 2);
 
     // The server is healthy now: a rerun retries exactly the failed examples.
     let output = workspace.run().await;
@@ -605,14 +609,7 @@ async fn a_key_refused_mid_run_stops_it_and_a_rerun_retries_what_failed() {
     // The key works again: the rerun retries the refused example and finishes.
     let output = workspace.run().await;
     assert_exit(&output, 0);
-    let summary: Value = serde_json::from_str(&workspace.summary()).unwrap();
-    let failures: u64 = summary["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cell| cell["failures"].as_u64().unwrap())
-        .sum();
-    assert_eq!(failures, 0);
+    assert_eq!(workspace.failures(), 0);
 }
 
 /// Every file under `dir`, recursively.
