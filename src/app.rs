@@ -330,11 +330,20 @@ fn run_experiment(
 ) -> Result<Outcome, AppError> {
     let limit = (!yes).then_some(CONFIRM_ABOVE_CELLS);
     let prepared = prepare::prepare_with(file, limit)?;
+    // Only the labelers the grid runs: one declared but left off the grid starts no
+    // worker, so it cannot decide the process's threads.
     backend::settle_threads(
         prepared
             .experiment
             .labelers
             .iter()
+            .filter(|(name, _)| {
+                prepared
+                    .expansion
+                    .cells
+                    .iter()
+                    .any(|cell| &cell.settings.labeler == name)
+            })
             .map(|(_, config)| config),
     )
     .map_err(AppError::Restart)?;

@@ -520,6 +520,28 @@ const CASES: &[Case] = &[
         ..CASE
     },
     Case {
+        name: "embedded-threads-beside-another-labelers-workers",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "  sim: { backend: simulated, accuracy: 0.8 }\n",
+                    "  many: { backend: embedded, model: smollm2-135m, workers: 2 }\n  \
+                     wide: { backend: embedded, model: smollm2-135m, threads: 2 }\n",
+                )],
+                "",
+            ),
+        )],
+        args: VALIDATE,
+        stderr: &[
+            "exp.yaml:7:",
+            "`threads` is 2, but labeler `many` has 2 workers, so every embedded labeler of \
+             this run computes on one thread",
+            "give `many` `workers: 1`",
+        ],
+        ..CASE
+    },
+    Case {
         name: "rationale-stop-empty",
         files: &[(
             "exp.yaml",

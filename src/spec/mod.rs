@@ -297,6 +297,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn threads_clash_with_another_labelers_workers_only_when_both_are_on_the_grid() {
+        let both = with_labeler(
+            "workers: 2 }\n  wide: { backend: embedded, model: smollm2-135m, threads: 2",
+        );
+        let (line, _) = the_one_problem(both.clone());
+        assert!(
+            line.starts_with("exp.yaml:6:") && line.contains("labeler `small` has 2 workers"),
+            "{line}"
+        );
+        let wide_alone = format!("{both}grid: {{ labeler: [wide] }}\n");
+        assert!(parse(Path::new("exp.yaml"), wide_alone).is_ok());
+    }
+
     /// The one problem `text` has, as rendered, and the whole rendering.
     fn the_one_problem(text: String) -> (String, String) {
         let invalid = parse(Path::new("exp.yaml"), text).unwrap_err();

@@ -223,6 +223,9 @@ impl<'a> Checker<'a> {
             .map(|(name, _)| name.clone())
             .collect();
         let axes = self.axes(raw.grid.unwrap_or_default(), &labeler_names);
+        if let (Some(labelers), Some(axes)) = (&labelers, &axes) {
+            self.threads_beside_workers(labelers, &axes.labeler);
+        }
         let exclude = self.partials(raw.exclude, "exclude", &axes, &labeler_names);
         if let (Some(exclude), Some(axes)) = (&exclude, &axes) {
             self.exclusions_on_the_grid(exclude, axes);
@@ -1104,6 +1107,49 @@ impl<'a> Checker<'a> {
             partials.push(partial);
         }
         (self.problems.len() == before).then_some(partials)
+    }
+
+    /// Reports an embedded labeler of the grid that asks for `threads: N` (N > 1) beside
+    /// another with several workers: a process computes on one thread per worker once
+    /// any labeler has several, a count fixed when it starts, so the first could never
+    /// have its threads.
+    fn threads_beside_workers(&mut self, labelers: &[(String, LabelerConfig)], used: &[String]) {
+        let embedded = |name: &String| {
+            labelers
+                .iter()
+                .find(|(declared, _)| declared == name)
+                .and_then(|(_, config)| match config {
+                    LabelerConfig::Embedded {
+                        threads, workers, ..
+                    } => Some((*threads, *workers)),
+                    _ => None,
+                })
+        };
+        let Some((several, workers)) = used.iter().find_map(|name| {
+            embedded(name)
+                .filter(|&(_, workers)| workers > 1)
+                .map(|(_, workers)| (name, workers))
+        }) else {
+            return;
+        };
+        for name in used {
+            if let Some((Some(threads), _)) = embedded(name)
+                && threads != 1
+                && name != several
+            {
+                self.at(
+                    &child(&child("labelers", name), "threads"),
+                    format!(
+                        "`threads` is {threads}, but labeler `{several}` has {workers} workers, \
+                         so every embedded labeler of this run computes on one thread"
+                    ),
+                    Some(format!(
+                        "remove `threads:` or set it to 1, give `{several}` `workers: 1`, or \
+                         run the two labelers as two experiments"
+                    )),
+                );
+            }
+        }
     }
 
     /// Reports each `exclude` value that is not on its axis: `exclude` only removes
