@@ -63,8 +63,13 @@ pub fn prepare_with(file: &Path, cell_limit: Option<usize>) -> Result<Prepared, 
 
     let tasks = Templates::tasks(user_templates)?;
     if !tasks.contains(&experiment.task) {
-        let hint = one_of_hint(&experiment.task, tasks.iter().map(String::as_str))
-            .map(|hint| format!("{hint}; a task is a folder under templates/"));
+        let hint = one_of_hint(&experiment.task, tasks.iter().map(String::as_str)).map(|hint| {
+            let own = match user_templates {
+                Some(folder) => format!("a folder under {}", folder.display()),
+                None => "a folder under the one named by `templates:`".to_owned(),
+            };
+            format!("{hint}; a task of your own is {own}")
+        });
         let mut diagnostic =
             source.diagnostic("task", format!("unknown task `{}`", experiment.task));
         diagnostic.hint = hint;
@@ -173,12 +178,15 @@ fn check_preambles(
     });
     for (path, style) in named {
         if !styles.contains(style) {
-            let hint = one_of_hint(style, styles.iter().map(String::as_str)).map(|hint| {
-                format!(
-                    "{hint}; add templates/{}/preamble_{style}.j2 to create it",
-                    experiment.task
-                )
-            });
+            let file = format!("{}/preamble_{style}.j2", experiment.task);
+            let create = match &experiment.templates {
+                Some(folder) => format!("add {}/{file} to create it", folder.display()),
+                None => format!(
+                    "to create it, name a folder in `templates:` and add <folder>/{file} there"
+                ),
+            };
+            let hint = one_of_hint(style, styles.iter().map(String::as_str))
+                .map(|hint| format!("{hint}; {create}"));
             let mut diagnostic = source.diagnostic(
                 &path,
                 format!(
@@ -245,15 +253,23 @@ fn check_exemplars(
             .map(|e| e.context.as_str())
             .filter(|context| !context.trim().is_empty())
             .collect();
-        let shared: Vec<&str> = pool
+        let shared_context: Vec<&str> = pool
+            .examples
+            .iter()
+            .filter(|example| contexts.contains(example.context.as_str()))
+            .map(|example| example.id.as_str())
+            .collect();
+        // The same id on another pair: not a leak, but the two would be confused by id
+        // (two HH-RLHF files number their lines alike, say).
+        let shared_id: Vec<&str> = pool
             .examples
             .iter()
             .filter(|example| {
-                ids.contains(example.id.as_str()) || contexts.contains(example.context.as_str())
+                ids.contains(example.id.as_str()) && !contexts.contains(example.context.as_str())
             })
             .map(|example| example.id.as_str())
             .collect();
-        if let Some(first) = shared.first() {
+        if let Some(first) = shared_context.first() {
             problems.push(
                 source
                     .diagnostic(
@@ -261,13 +277,30 @@ fn check_exemplars(
                         format!(
                             "{} exemplar(s) are also evaluated examples, or share their \
                              context (first: `{first}`)",
-                            shared.len()
+                            shared_context.len()
                         ),
                     )
                     .hint(
                         "the pool must be disjoint from the evaluated pairs; use another file, \
                          or `split: { holdout: 0.1, keep: holdout }` on exemplars and \
                          `keep: rest` on dataset",
+                    ),
+            );
+        } else if let Some(first) = shared_id.first() {
+            problems.push(
+                source
+                    .diagnostic(
+                        "exemplars.path",
+                        format!(
+                            "{} exemplar(s) have the id of an evaluated example but are another \
+                             pair (first: `{first}`)",
+                            shared_id.len()
+                        ),
+                    )
+                    .hint(
+                        "ids must tell the two apart: with `format: hh-rlhf`, give the \
+                         exemplars another `id_prefix:`; otherwise give the pool's pairs ids \
+                         of their own",
                     ),
             );
         }

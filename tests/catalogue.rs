@@ -289,7 +289,8 @@ const CASES: &[Case] = &[
         )],
         stderr: &[
             "unknown preamble style `fancy`",
-            "add templates/summarization/preamble_fancy.j2",
+            "to create it, name a folder in `templates:` and add \
+             <folder>/summarization/preamble_fancy.j2 there",
         ],
         ..CASE
     },
@@ -342,6 +343,28 @@ const CASES: &[Case] = &[
             Text::Good(&[("few_shot: [0, 1]", "few_shot: [0, 4]")], ""),
         )],
         stderr: &["few_shot 4 is more than the 3 usable exemplars"],
+        ..CASE
+    },
+    Case {
+        name: "exemplars-share-ids-with-the-dataset",
+        files: &[
+            (
+                "exp.yaml",
+                Text::Good(&[("{fixtures}/exemplars.jsonl", "{dir}/pool.jsonl")], ""),
+            ),
+            (
+                "pool.jsonl",
+                Text::Is(
+                    "{\"id\": \"fx-01\", \"context\": \"POST: another post\", \
+                     \"response_a\": \"one\", \"response_b\": \"two\", \"label\": \"a\"}\n",
+                ),
+            ),
+        ],
+        stderr: &[
+            "1 exemplar(s) have the id of an evaluated example but are another pair \
+             (first: `fx-01`)",
+            "give the exemplars another `id_prefix:`",
+        ],
         ..CASE
     },
     Case {
@@ -538,6 +561,27 @@ const CASES: &[Case] = &[
             "`threads` is 2, but labeler `many` has 2 workers, so every embedded labeler of \
              this run computes on one thread",
             "give `many` `workers: 1`",
+        ],
+        ..CASE
+    },
+    Case {
+        name: "embedded-model-cannot-be-installed",
+        files: &[(
+            "exp.yaml",
+            Text::Good(
+                &[(
+                    "backend: simulated, accuracy: 0.8",
+                    "backend: embedded, model: smollm2-135m",
+                )],
+                "",
+            ),
+        )],
+        args: RUN,
+        // A models folder that cannot be created: a path through a file.
+        env: &[("RLAIF_HOME", "/dev/null/rlaif")],
+        stderr: &[
+            "labeler `sim` failed its preflight check, so no example was sent",
+            "cannot create the models folder /dev/null/rlaif/models: Not a directory",
         ],
         ..CASE
     },

@@ -34,8 +34,15 @@ impl Engine {
             ModelSource::File(path) => path.clone(),
             ModelSource::Registry(name) => {
                 let mut progress = crate::models::ConsoleProgress::new(quiet);
-                crate::models::ensure(name, &mut progress).map_err(|error| CallError::Model {
-                    message: error.to_string(),
+                // With its causes: "cannot create the models folder …: Permission denied".
+                crate::models::ensure(name, &mut progress).map_err(|error| {
+                    let mut message = error.to_string();
+                    let mut cause = std::error::Error::source(&error);
+                    while let Some(inner) = cause {
+                        message = format!("{message}: {inner}");
+                        cause = inner.source();
+                    }
+                    CallError::Model { message }
                 })?
             }
         };
