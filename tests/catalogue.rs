@@ -386,6 +386,29 @@ const CASES: &[Case] = &[
         ..CASE
     },
     Case {
+        name: "exclude-entry-with-a-list",
+        files: &[(
+            "exp.yaml",
+            Text::Good(&[], "exclude:\n  - { few_shot: [0, 1], cot: [false] }\n"),
+        )],
+        stderr: &[
+            "exp.yaml:11:7: `few_shot` in `exclude[0]` is a list, but an entry names one value \
+             per axis",
+            "write one entry per value under `exclude:`: `- { few_shot: 0 }`, `- { few_shot: 1 }`",
+            "write `cot: false`, without the brackets",
+        ],
+        ..CASE
+    },
+    Case {
+        name: "exclude-not-a-list",
+        files: &[("exp.yaml", Text::Good(&[], "exclude: { few_shot: 1 }\n"))],
+        stderr: &[
+            "exp.yaml:10:10: exclude: invalid type: map, expected a sequence",
+            "a list of entries, each naming settings: write [{ cot: false, few_shot: 2 }]",
+        ],
+        ..CASE
+    },
+    Case {
         name: "exclude-names-a-value-off-the-grid",
         files: &[(
             "exp.yaml",

@@ -167,7 +167,14 @@ fn validate_root_keys() -> &'static [&'static str] {
 
 /// A fix for the deserializer's common type complaints.
 fn type_hint(message: &str) -> Option<String> {
-    if message.contains("expected a sequence") {
+    if message.contains("expected a sequence")
+        && (message.starts_with("exclude:") || message.starts_with("include:"))
+    {
+        Some(
+            "a list of entries, each naming settings: write [{ cot: false, few_shot: 2 }]"
+                .to_owned(),
+        )
+    } else if message.contains("expected a sequence") {
         Some("an axis is a list: write [value] or [a, b]".to_owned())
     } else if message.contains("expected a boolean") || message.contains("expected bool") {
         Some("write true or false".to_owned())

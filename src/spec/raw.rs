@@ -103,7 +103,12 @@ pub struct RawSelfConsistency {
 #[serde(untagged)]
 pub enum RawAxisValue {
     Scalar(Scalar),
+    /// Several values where an entry takes one: read, so the checker can say so. Tried
+    /// before the mapping, which serde would also read from a two-item list.
+    List(Vec<Scalar>),
     SelfConsistency(RawSelfConsistency),
+    /// Anything else (a list of mappings, say), for the checker to refuse.
+    Other(serde::de::IgnoredAny),
 }
 
 /// A string, or a list of them (`base_url`, `rationale_stop`).

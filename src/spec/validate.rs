@@ -1288,6 +1288,31 @@ impl<'a> Checker<'a> {
                     partial.temperature = Some(sc.temperature);
                 }
             }
+            (axis, RawAxisValue::List(values))
+                if PARTIAL_KEYS.contains(&axis) || var_names.contains(&axis) =>
+            {
+                let entry = path.rsplit_once('.').map_or(path, |(entry, _)| entry);
+                let key = entry.split('[').next().unwrap_or(entry);
+                let position = self.map.key(path).unwrap_or_else(|| self.map.nearest(path));
+                let hint = match values.as_slice() {
+                    [one] => format!("write `{axis}: {one}`, without the brackets"),
+                    _ => format!(
+                        "write one entry per value under `{key}:`: {}",
+                        values
+                            .iter()
+                            .map(|value| format!("`- {{ {axis}: {value} }}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.report(
+                    position,
+                    format!(
+                        "`{axis}` in `{entry}` is a list, but an entry names one value per axis"
+                    ),
+                    Some(hint),
+                );
+            }
             ("preamble" | "labeler", _) => wrong_type(self, "a name"),
             ("few_shot" | "samples", _) => wrong_type(self, "a whole number"),
             ("exemplar_seed", _) => wrong_type(self, "a whole number, 0 or more"),
