@@ -82,6 +82,27 @@ pub enum LabelerConfig {
 }
 
 impl LabelerConfig {
+    /// For an embedded labeler given a model file by `path:`, what tells one version of
+    /// the file from another: its length and modification time (hashing gigabytes on
+    /// every start would cost seconds). A file replaced at the same path (a new
+    /// fine-tune, a re-export) is then another labeler to the cache, the run id and
+    /// `label`'s provenance. `None` for every other labeler, and for a missing file.
+    pub fn model_file_stamp(&self) -> Option<String> {
+        let LabelerConfig::Embedded {
+            path: Some(path), ..
+        } = self
+        else {
+            return None;
+        };
+        let metadata = std::fs::metadata(path).ok()?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_nanos());
+        Some(format!("{}:{modified}", metadata.len()))
+    }
+
     /// The settings that can change a labeler's answers, without the operational ones
     /// (URLs, concurrency, timeouts, retries, the key's variable, prices): moving to
     /// another server of the same model is the same run.
@@ -199,6 +220,44 @@ mod tests {
         assert_eq!(parameters("Qwen2.5-0.5B-Instruct"), Some(0.5e9));
         assert_eq!(parameters("gpt-4o-mini"), None);
         assert_eq!(parameters("mistral"), None);
+    }
+
+    #[test]
+    fn a_model_file_replaced_in_place_gets_another_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("judge.gguf");
+        std::fs::write(&file, "version one").unwrap();
+        let mut config = LabelerConfig::Embedded {
+            model: "judge".to_owned(),
+            path: Some(file.clone()),
+            threads: None,
+            workers: 1,
+            chat: false,
+            max_rationale_tokens: 512,
+            rationale_stop: Vec::new(),
+            top_k: 40,
+        };
+        let first = config.model_file_stamp().unwrap();
+        assert_eq!(
+            config.model_file_stamp().unwrap(),
+            first,
+            "stable while unchanged"
+        );
+        // The same length, written later: a re-export of the same architecture.
+        std::fs::write(&file, "version two").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_ne!(config.model_file_stamp().unwrap(), first);
+        let LabelerConfig::Embedded { path, .. } = &mut config else {
+            unreachable!()
+        };
+        *path = None;
+        assert_eq!(config.model_file_stamp(), None, "a registry model has none");
     }
 
     fn embedded(rationale_stop: &[&str]) -> LabelerConfig {

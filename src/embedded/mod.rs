@@ -159,7 +159,7 @@ impl Embedded {
             ModelSource::File(path) => format!(
                 "embedded:{model}:file={}:{}:chat={chat}",
                 path.display(),
-                std::fs::metadata(path).map_or(0, |m| m.len())
+                config.model_file_stamp().unwrap_or_default()
             ),
         };
         Embedded {

@@ -38,6 +38,11 @@ struct RunIdentity<'a> {
     exemplars_sha256: Option<&'a str>,
     exemplars: Option<DataOptions>,
     labelers: Vec<(&'a str, serde_json::Value)>,
+    /// Which version of each model file given by path: a file replaced in place is a
+    /// new run, not a resumed one mixing two models' judgments. Left out when empty, so
+    /// that the ids of runs without such files stay as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_files: Vec<(&'a str, String)>,
     cells: Vec<&'a str>,
     position_debias: crate::spec::PositionDebias,
     seed: u64,
@@ -85,6 +90,11 @@ pub fn run_id(prepared: &Prepared) -> String {
             .labelers
             .iter()
             .map(|(name, config)| (name.as_str(), config.answer_settings()))
+            .collect(),
+        model_files: experiment
+            .labelers
+            .iter()
+            .filter_map(|(name, config)| Some((name.as_str(), config.model_file_stamp()?)))
             .collect(),
         cells: prepared
             .expansion
