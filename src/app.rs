@@ -259,12 +259,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, AppError> {
         Command::Cache {
             action: CacheAction::Repair { results },
         } => {
-            // A run writing to the cache while it is rebuilt would lose its answers.
-            if let Some((run, pid)) = runner::active_run(&results) {
+            // A run or a labeling writing to the cache while it is rebuilt would lose its
+            // answers.
+            if let Some((holder, pid)) = runner::active_run(&results) {
                 return Err(CacheError::InUse {
                     path: results.join(cache::FILE),
                     pid,
-                    run,
+                    holder,
                 }
                 .into());
             }

@@ -81,13 +81,14 @@ pub enum CacheError {
     #[error("no call cache at {} (`rlaif run` creates it in the results folder it is given with --results, `results` by default)", .path.display())]
     Missing { path: PathBuf },
     #[error(
-        "a run is using the call cache {}: process {pid} in {} (repair it once that run has stopped)",
-        .path.display(), .run.display()
+        "the call cache {} is in use by process {pid} ({}) (repair it once that process has stopped)",
+        .path.display(), .holder.display()
     )]
     InUse {
         path: PathBuf,
         pid: u32,
-        run: PathBuf,
+        /// The run folder, or the lock of the labeling, the process holds.
+        holder: PathBuf,
     },
     #[error("cannot write the repaired call cache {}", .path.display())]
     Write {

@@ -339,6 +339,18 @@ pub async fn label(
         .build()
         .map_err(BuildError::Client)?;
     let cache = std::sync::Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
+    let cache_lock = runner::label_lock(&options.results, std::process::id());
+    let _cache_lock = LockFile::take(&cache_lock).map_err(|error| match error {
+        LockError::Held { pid } => LabelError::Locked {
+            path: options.results.clone(),
+            lock: cache_lock.clone(),
+            pid,
+        },
+        LockError::Io(source) => LabelError::Write {
+            path: cache_lock.clone(),
+            source,
+        },
+    })?;
     let built = backend::build(name, config, &client, options.quiet)?;
     let exemplars = prepared.exemplars_for(&cell.settings);
     let provenance = Provenance {

@@ -1333,9 +1333,9 @@ const CASES: &[Case] = &[
         args: &["cache", "repair", "{dir}/results"],
         code: 1,
         stderr: &[
-            "a run is using the call cache",
-            "process 1",
-            "once that run has stopped",
+            "the call cache",
+            "is in use by process 1 (",
+            "once that process has stopped",
         ],
         after: Some(|dir| {
             let names: Vec<String> = std::fs::read_dir(dir.join("results"))

@@ -412,4 +412,20 @@ fn a_second_process_is_kept_off_an_output_being_written() {
     );
     assert_eq!(workspace.lines("out.jsonl").len(), 8);
     assert!(!workspace.path("out.jsonl.lock").exists());
+
+    // While it labels, it also marks the call cache in use, which a repair respects.
+    let left: Vec<_> = std::fs::read_dir(workspace.path("results"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "released at the end: {left:?}");
+    std::fs::write(workspace.path("results/label-1.lock"), "1").unwrap();
+    let repair = rlaif(&["cache", "repair", &workspace.arg("results")]);
+    assert_exit(&repair, 1);
+    let stderr = String::from_utf8_lossy(&repair.stderr);
+    assert!(
+        stderr.contains("is in use by process 1") && stderr.contains("label-1.lock"),
+        "{stderr}"
+    );
 }

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use journal::{Journal, JournalError};
-pub use run_dir::{RunDir, RunDirError, active_run, run_id};
+pub use run_dir::{RunDir, RunDirError, active_run, label_lock, run_id};
 
 use crate::backend::{self, BuildError, CallError, LabelerConfig, Mode};
 use crate::cache::{Cache, CacheError, CachedLabeler};

@@ -182,22 +182,41 @@ impl RunDir {
     }
 }
 
-/// A run folder under the results root `root` whose lock is held by a live process
-/// (another than this one), with that process's id.
+/// What holds the results root `root`'s call cache, besides this process: a run folder
+/// whose lock a live process holds, or the lock of a live `rlaif label`; with that
+/// process's id.
 pub fn active_run(root: &Path) -> Option<(PathBuf, u32)> {
-    let folders = |dir: &Path| {
+    let entries = |dir: &Path| {
         std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
             .map(|entry| entry.path())
-            .filter(|path| path.is_dir())
             .collect::<Vec<_>>()
     };
-    folders(root)
-        .iter()
-        .flat_map(|experiment| folders(experiment))
-        .find_map(|run| lock_file::holder(&run.join(LOCK)).map(|pid| (run, pid)))
+    let labeling = entries(root).into_iter().find_map(|path| {
+        let name = path.file_name()?.to_str()?;
+        (name.starts_with(LABEL_LOCK_PREFIX) && name.ends_with(".lock"))
+            .then(|| lock_file::holder(&path).map(|pid| (path.clone(), pid)))
+            .flatten()
+    });
+    labeling.or_else(|| {
+        entries(root)
+            .iter()
+            .filter(|path| path.is_dir())
+            .flat_map(|experiment| entries(experiment))
+            .filter(|path| path.is_dir())
+            .find_map(|run| lock_file::holder(&run.join(LOCK)).map(|pid| (run, pid)))
+    })
+}
+
+/// The start of the name of the lock a labeling process holds in the results root, so
+/// that `rlaif cache repair` sees it.
+const LABEL_LOCK_PREFIX: &str = "label-";
+
+/// Where `rlaif label` (process `pid`) marks its use of the results root `root`.
+pub fn label_lock(root: &Path, pid: u32) -> PathBuf {
+    root.join(format!("{LABEL_LOCK_PREFIX}{pid}.lock"))
 }
 
 #[cfg(test)]
