@@ -7,6 +7,8 @@
 //!   rejected lines.
 //! - `label_10k/run` runs the same pairs as a one-cell experiment (journal, metrics,
 //!   reports).
+//! - `label_10k/resume` reruns `label` over a finished output and its cache: what a
+//!   rerun pays to check the 10,000 lines it keeps before finding nothing left to do.
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +79,42 @@ fn bench(c: &mut Criterion) {
                     .block_on(label::label(&prepared, cell, &options))
                     .expect("labeling works");
                 assert_eq!(outcome.labeled, PAIRS);
+                results
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    let finished = tempfile::tempdir().expect("a results folder");
+    let finished_options = LabelOptions {
+        input: pairs.clone(),
+        output: finished.path().join("labeled.jsonl"),
+        results: finished.path().to_path_buf(),
+        quiet: true,
+    };
+    runtime
+        .block_on(label::label(&prepared, cell, &finished_options))
+        .expect("labeling works");
+    group.bench_function("resume", |b| {
+        b.iter_batched(
+            || {
+                let results = tempfile::tempdir().expect("a results folder");
+                for name in ["labeled.jsonl", rlaif::cache::FILE] {
+                    std::fs::copy(finished.path().join(name), results.path().join(name))
+                        .expect("the finished labeling is copied");
+                }
+                results
+            },
+            |results| {
+                let options = LabelOptions {
+                    input: pairs.clone(),
+                    output: results.path().join("labeled.jsonl"),
+                    results: results.path().to_path_buf(),
+                    quiet: true,
+                };
+                let outcome = runtime
+                    .block_on(label::label(&prepared, cell, &options))
+                    .expect("labeling resumes");
+                assert_eq!((outcome.labeled, outcome.already), (0, PAIRS));
                 results
             },
             BatchSize::PerIteration,

@@ -18,6 +18,7 @@
 //! trainer can drop it; a pair whose calls failed is not written and is retried on the
 //! next run.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -240,18 +241,23 @@ struct Labeled<'a> {
     provenance: &'a Provenance<'a>,
 }
 
-/// What a resumed run checks of an earlier output line.
+/// What a resumed run checks of an earlier output line, borrowed where it can be.
 #[derive(Debug, Deserialize)]
-struct EarlierLine {
-    id: String,
-    prompt: String,
-    chosen: String,
-    rejected: String,
+struct EarlierLine<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    prompt: Cow<'a, str>,
+    #[serde(borrow)]
+    chosen: Cow<'a, str>,
+    #[serde(borrow)]
+    rejected: Cow<'a, str>,
     chosen_is: Label,
-    provenance: serde_json::Map<String, serde_json::Value>,
+    #[serde(borrow)]
+    provenance: &'a serde_json::value::RawValue,
 }
 
-impl EarlierLine {
+impl EarlierLine<'_> {
     fn pair_digest(&self) -> u64 {
         let (a, b) = match self.chosen_is {
             Label::B => (&self.rejected, &self.chosen),
@@ -631,6 +637,9 @@ fn earlier_output(
     input: &InputDigests,
     input_path: &Path,
 ) -> Result<HashSet<u64>, LabelError> {
+    // Lines this build wrote carry these very bytes; only others are compared field by
+    // field.
+    let written = serde_json::to_string(provenance).expect("provenance serializes to JSON");
     let serde_json::Value::Object(mut expected) =
         serde_json::to_value(provenance).expect("provenance serializes to JSON")
     else {
@@ -645,41 +654,44 @@ fn earlier_output(
             source,
         },
         |number, line| {
-            let mut earlier: EarlierLine =
-                serde_json::from_slice(line).map_err(|error| LabelError::Output {
-                    path: path.to_path_buf(),
-                    line: number,
-                    message: strip_position(&error),
-                })?;
-            earlier.provenance.remove(VERSION_FIELD);
-            if earlier.provenance != expected {
-                let mut fields: Vec<&str> = expected
-                    .iter()
-                    .filter(|(key, value)| earlier.provenance.get(*key) != Some(value))
-                    .map(|(key, _)| key.as_str())
-                    .chain(
-                        earlier
-                            .provenance
-                            .keys()
-                            .filter(|key| !expected.contains_key(*key))
-                            .map(String::as_str),
-                    )
-                    .collect();
-                fields.sort_unstable();
-                return Err(LabelError::OtherConfiguration {
-                    path: path.to_path_buf(),
-                    line: number,
-                    fields: fields.join(", "),
-                });
+            let output_error = |error: serde_json::Error| LabelError::Output {
+                path: path.to_path_buf(),
+                line: number,
+                message: strip_position(&error),
+            };
+            let earlier: EarlierLine = serde_json::from_slice(line).map_err(output_error)?;
+            if earlier.provenance.get() != written {
+                let mut theirs: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(earlier.provenance.get()).map_err(output_error)?;
+                theirs.remove(VERSION_FIELD);
+                if theirs != expected {
+                    let mut fields: Vec<&str> = expected
+                        .iter()
+                        .filter(|(key, value)| theirs.get(*key) != Some(value))
+                        .map(|(key, _)| key.as_str())
+                        .chain(
+                            theirs
+                                .keys()
+                                .filter(|key| !expected.contains_key(*key))
+                                .map(String::as_str),
+                        )
+                        .collect();
+                    fields.sort_unstable();
+                    return Err(LabelError::OtherConfiguration {
+                        path: path.to_path_buf(),
+                        line: number,
+                        fields: fields.join(", "),
+                    });
+                }
             }
-            let id = hash_u64(&earlier.id);
+            let id = hash_u64(earlier.id.as_bytes());
             if let Some(&(digest, input_line)) = input.ids.get(&id)
                 && digest != earlier.pair_digest()
             {
                 return Err(LabelError::OtherPair {
                     path: path.to_path_buf(),
                     line: number,
-                    id: earlier.id,
+                    id: earlier.id.into_owned(),
                     input: input_path.to_path_buf(),
                     input_line,
                 });

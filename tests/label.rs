@@ -322,7 +322,18 @@ fn a_rerun_with_another_cell_or_other_pairs_refuses_the_earlier_output() {
         &workspace.label("base/0-shot/biased", "in.jsonl", "out.jsonl"),
         0,
     );
-    let labeled = std::fs::read_to_string(workspace.path("out.jsonl")).unwrap();
+    // Lines an older rlaif wrote with the same configuration are kept.
+    let labeled = std::fs::read_to_string(workspace.path("out.jsonl"))
+        .unwrap()
+        .replace(
+            concat!("\"rlaif_version\":\"", env!("CARGO_PKG_VERSION"), "\""),
+            "\"rlaif_version\":\"0.0.1\"",
+        );
+    assert!(labeled.contains("0.0.1"));
+    std::fs::write(workspace.path("out.jsonl"), &labeled).unwrap();
+    let older = workspace.label("base/0-shot/biased", "in.jsonl", "out.jsonl");
+    assert_exit(&older, 0);
+    assert!(String::from_utf8_lossy(&older.stdout).contains("(8 from an earlier run)"));
 
     let other_cell = workspace.label("detailed/0-shot/biased", "in.jsonl", "out.jsonl");
     assert_exit(&other_cell, 2);
