@@ -62,6 +62,14 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("a runtime");
 
+    // The pairs labeled into `labeled.jsonl`, with the cache, in `results`.
+    let labeling_into = |results: &Path| LabelOptions {
+        input: pairs.clone(),
+        output: results.join("labeled.jsonl"),
+        results: results.to_path_buf(),
+        quiet: true,
+    };
+
     let mut group = c.benchmark_group("label_10k");
     group.sample_size(10);
     group.throughput(Throughput::Elements(PAIRS as u64));
@@ -69,12 +77,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().expect("a results folder"),
             |results| {
-                let options = LabelOptions {
-                    input: pairs.clone(),
-                    output: results.path().join("labeled.jsonl"),
-                    results: results.path().to_path_buf(),
-                    quiet: true,
-                };
+                let options = labeling_into(results.path());
                 let outcome = runtime
                     .block_on(label::label(&prepared, cell, &options))
                     .expect("labeling works");
@@ -85,14 +88,12 @@ fn bench(c: &mut Criterion) {
         );
     });
     let finished = tempfile::tempdir().expect("a results folder");
-    let finished_options = LabelOptions {
-        input: pairs.clone(),
-        output: finished.path().join("labeled.jsonl"),
-        results: finished.path().to_path_buf(),
-        quiet: true,
-    };
     runtime
-        .block_on(label::label(&prepared, cell, &finished_options))
+        .block_on(label::label(
+            &prepared,
+            cell,
+            &labeling_into(finished.path()),
+        ))
         .expect("labeling works");
     group.bench_function("resume", |b| {
         b.iter_batched(
@@ -105,12 +106,7 @@ fn bench(c: &mut Criterion) {
                 results
             },
             |results| {
-                let options = LabelOptions {
-                    input: pairs.clone(),
-                    output: results.path().join("labeled.jsonl"),
-                    results: results.path().to_path_buf(),
-                    quiet: true,
-                };
+                let options = labeling_into(results.path());
                 let outcome = runtime
                     .block_on(label::label(&prepared, cell, &options))
                     .expect("labeling resumes");
