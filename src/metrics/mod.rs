@@ -326,20 +326,31 @@ pub fn summarize_judged<J: Judged>(
     metrics
 }
 
+/// Whether the Pareto front weighs cost in money: every measured cell has a price.
+/// Otherwise it weighs tokens.
+pub fn pareto_in_money<'a>(metrics: impl IntoIterator<Item = &'a CellMetrics>) -> bool {
+    metrics
+        .into_iter()
+        .filter(|cell| cell.alignment.is_some())
+        .all(|cell| cell.cost.is_some())
+}
+
+/// The cost the Pareto front weighs `cell` by: money when `in_money`, else tokens.
+pub fn pareto_cost(cell: &CellMetrics, in_money: bool) -> f64 {
+    match cell.cost {
+        Some(money) if in_money => money,
+        _ => (cell.prompt_tokens + cell.completion_tokens) as f64,
+    }
+}
+
 /// Marks the cells that no other cell beats on both alignment and cost (money where
 /// every measured cell has a price, else tokens).
-fn mark_pareto_front(metrics: &mut [CellMetrics]) {
-    let priced = metrics
-        .iter()
-        .filter(|cell| cell.alignment.is_some())
-        .all(|cell| cell.cost.is_some());
+pub(crate) fn mark_pareto_front(metrics: &mut [CellMetrics]) {
+    let in_money = pareto_in_money(metrics.iter());
     let points: Vec<Option<(f64, f64)>> = metrics
         .iter()
         .map(|cell| {
-            let cost = match cell.cost {
-                Some(money) if priced => money,
-                _ => (cell.prompt_tokens + cell.completion_tokens) as f64,
-            };
+            let cost = pareto_cost(cell, in_money);
             cell.alignment.map(|alignment| (alignment, cost))
         })
         .collect();

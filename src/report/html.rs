@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use super::table::{self, Kind, NOTHING};
 use super::{ReportContext, SIMULATED, Summary};
 use crate::grid::{SelfConsistency, Settings};
-use crate::metrics::{CellMetrics, ECE_BINS};
+use crate::metrics::{self, CellMetrics, ECE_BINS};
 
 /// The most series a plot draws one by one; beyond it a plot shows the best cells.
 const MAX_SERIES: usize = 6;
@@ -405,6 +405,7 @@ fn ranked_table(summary: &Summary) -> String {
         out,
         "</tr>\n</thead>\n<tbody id=\"cells\" data-rows=\"{rows}\">\n"
     );
+    let in_money = metrics::pareto_in_money(&summary.cells);
     for (position, cell) in summary.cells.iter().enumerate() {
         let _ = write!(out, "<tr data-rank=\"{}\">", cell.rank);
         for (index, column) in columns.iter().enumerate() {
@@ -443,9 +444,11 @@ fn ranked_table(summary: &Summary) -> String {
             );
         }
         if cell.pareto {
-            out.push_str(
+            let _ = write!(
+                out,
                 "<td class=\"pareto\" data-sort=\"1\" title=\"on the Pareto front of alignment \
-                 against tokens\">◆</td>",
+                 against {}\">◆</td>",
+                if in_money { "cost" } else { "tokens" }
             );
         } else {
             out.push_str("<td class=\"pareto\" data-sort=\"0\"></td>");
@@ -1561,23 +1564,36 @@ fn temperature_plot(cells: &[CellView<'_>], level: &str) -> String {
 
 fn pareto_plot(cells: &[CellView<'_>], labelers: &[Labeler], level: &str) -> String {
     const ID: &str = "plot-pareto";
-    let title = "Alignment against cost (tokens), with the Pareto front";
+    // The cost the front was marked on, so that the plot shows what decided it.
+    let in_money = metrics::pareto_in_money(cells.iter().map(|c| c.cell));
+    let cost = |c: &CellView<'_>| metrics::pareto_cost(c.cell, in_money);
+    let (title, unit) = if in_money {
+        (
+            "Alignment against cost (money), with the Pareto front",
+            "cost",
+        )
+    } else {
+        (
+            "Alignment against cost (tokens), with the Pareto front",
+            "tokens",
+        )
+    };
     let heading = "Alignment against cost";
     let measured: Vec<&CellView<'_>> = cells
         .iter()
-        .filter(|c| c.cell.alignment.is_some() && c.tokens() > 0)
+        .filter(|c| c.cell.alignment.is_some() && cost(c) > 0.0)
         .collect();
     if measured.is_empty() {
         return no_data(
             ID,
             title,
             heading,
-            "no data: no cell has both an alignment and a token count",
+            &format!("no data: no cell has both an alignment and a {unit} figure"),
             "",
         );
     }
-    let tokens: Vec<f64> = measured.iter().map(|c| c.tokens() as f64).collect();
-    let (low, high) = tokens
+    let costs: Vec<f64> = measured.iter().map(|c| cost(c)).collect();
+    let (low, high) = costs
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &t| {
             (l.min(t), h.max(t))
@@ -1611,7 +1627,7 @@ fn pareto_plot(cells: &[CellView<'_>], labelers: &[Labeler], level: &str) -> Str
                     title.push_str(", on the Pareto front");
                 }
                 Mark {
-                    x: cell.tokens() as f64,
+                    x: cost(cell),
                     y: cell.cell.alignment.unwrap_or(0.0),
                     low: cell.cell.ci_low,
                     high: cell.cell.ci_high,
@@ -1634,17 +1650,24 @@ fn pareto_plot(cells: &[CellView<'_>], labelers: &[Labeler], level: &str) -> Str
     let mut front: Vec<(f64, f64)> = measured
         .iter()
         .filter(|c| c.cell.pareto)
-        .map(|c| (c.tokens() as f64, c.cell.alignment.unwrap_or(0.0)))
+        .map(|c| (cost(c), c.cell.alignment.unwrap_or(0.0)))
         .collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let chart = Chart {
         id: ID,
         title: title.to_owned(),
         x: Axis {
-            label: format!(
-                "tokens per cell (prompt + completion{})",
-                if log { ", log scale" } else { "" }
-            ),
+            label: if in_money {
+                format!(
+                    "cost per cell, at the prices given{}",
+                    if log { ", log scale" } else { "" }
+                )
+            } else {
+                format!(
+                    "tokens per cell (prompt + completion{})",
+                    if log { ", log scale" } else { "" }
+                )
+            },
             scale: x_scale_,
             ticks,
         },
@@ -1660,7 +1683,7 @@ fn pareto_plot(cells: &[CellView<'_>], labelers: &[Labeler], level: &str) -> Str
         &format!(
             "Every cell, coloured by labeler, with its {level} bootstrap interval; filled \
              points are on the Pareto front (no other cell has at least their alignment for \
-             at most their tokens), ringed and joined by the dashed line. Hover a point for \
+             at most their {unit}), ringed and joined by the dashed line. Hover a point for \
              its cell."
         ),
     )
@@ -2203,6 +2226,52 @@ mod tests {
     }
 
     #[test]
+    fn with_every_labeler_priced_the_front_is_plotted_against_money() {
+        // Two cells of equal alignment: the cheap model spends more tokens for less
+        // money, so by money it alone is on the front.
+        let mut expensive = cell(
+            &settings("base", false, 1, 0.0, "big"),
+            0.7,
+            0.05,
+            0.2,
+            1_000,
+        );
+        let mut cheap = cell(
+            &settings("base", false, 1, 0.0, "small"),
+            0.7,
+            0.05,
+            0.2,
+            5_000,
+        );
+        expensive.cost = Some(0.50);
+        cheap.cost = Some(0.05);
+        let mut cells = vec![expensive, cheap];
+        metrics::mark_pareto_front(&mut cells);
+        assert!(
+            !cells[0].pareto && cells[1].pareto,
+            "by money the cheap one dominates"
+        );
+        let options = MetricsOptions {
+            bootstrap_resamples: 1000,
+            seed: 7,
+            confidence: 0.95,
+        };
+        let summary = Summary::new("priced", "r", &options, cells);
+        let html = report_html(&summary, &context());
+        let figure = plot(&html, "plot-pareto");
+        assert!(
+            figure.contains("Alignment against cost (money)"),
+            "{figure}"
+        );
+        assert!(figure.contains("cost per cell, at the prices given"));
+        assert!(figure.contains("at most their cost"));
+        assert!(html.contains("on the Pareto front of alignment against cost"));
+        assert!(!figure.contains("tokens per cell"));
+        // The front as the figure draws it is the one the summary marks.
+        assert_eq!(figure.matches("data-mark=\"front\"").count(), 1);
+    }
+
+    #[test]
     fn plots_without_data_say_what_the_grid_does_not_vary() {
         let mut summary = fixture();
         summary.cells.retain(|cell| {
@@ -2237,7 +2306,7 @@ mod tests {
             }
         }
         summary.cells.extend(extra);
-        crate::metrics::rank(&mut summary.cells);
+        metrics::rank(&mut summary.cells);
         let html = report_html(&summary, &context());
         let size = plot(&html, "plot-size");
         assert!(size.contains("best cell of each labeler"));
