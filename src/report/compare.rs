@@ -312,6 +312,10 @@ const DIFFERS: &str = "*";
 impl Comparison {
     fn resampling_text(cell: &SharedCell) -> String {
         match &cell.resampling {
+            Resampling::Paired { examples } if *examples < cell.n_a.max(cell.n_b) => format!(
+                "paired, the {examples} examples both judged (of {} and {})",
+                cell.n_a, cell.n_b
+            ),
             Resampling::Paired { examples } => format!("paired, {examples} examples"),
             Resampling::Independent { .. } => {
                 format!("independent, {} + {} examples", cell.n_a, cell.n_b)
@@ -411,6 +415,24 @@ impl Comparison {
                 if let Resampling::Independent { why: Some(why) } = &cell.resampling {
                     let _ = writeln!(out, "`{}` is resampled independently: {why}.", cell.name);
                 }
+            }
+            let partly: Vec<String> = self
+                .shared
+                .iter()
+                .filter(|cell| {
+                    matches!(cell.resampling, Resampling::Paired { examples }
+                        if examples < cell.n_a.max(cell.n_b))
+                })
+                .map(|cell| format!("`{}`", cell.name))
+                .collect();
+            if !partly.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "The runs judged partly different examples in {}: there B − A is over the \
+                     examples both judged, while each alignment is over all its run judged, so \
+                     B − A need not be B's alignment less A's.",
+                    partly.join(", ")
+                );
             }
         }
         let mut lone = Vec::new();
@@ -616,6 +638,45 @@ mod tests {
         assert!(matches!(
             resampling,
             Resampling::Independent { why: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn a_partly_shared_cell_says_its_difference_is_over_the_shared_examples() {
+        let a = scores(&[("x", 1.0), ("y", 0.0), ("z", 1.0), ("v", 1.0)]);
+        let b = scores(&[("x", 1.0), ("y", 1.0), ("w", 0.0)]);
+        let (difference, resampling) = difference(&a, &b, &OPTIONS, 7);
+        assert_eq!(resampling, Resampling::Paired { examples: 2 });
+        let whole = |value: f64| Measure {
+            cell: None,
+            value: Some(value),
+            interval: None,
+        };
+        let comparison = Comparison {
+            a: ("e".to_owned(), "ra".to_owned()),
+            b: ("e".to_owned(), "rb".to_owned()),
+            options: OPTIONS,
+            shared: vec![SharedCell {
+                name: "base/0-shot/sim".to_owned(),
+                id: "c1".to_owned(),
+                a: whole(0.75),
+                b: whole(2.0 / 3.0),
+                n_a: a.len(),
+                n_b: b.len(),
+                difference,
+                resampling,
+            }],
+            only_a: Vec::new(),
+            only_b: Vec::new(),
+        };
+        let markdown = comparison.markdown();
+        assert!(
+            markdown.contains("paired, the 2 examples both judged (of 4 and 3)"),
+            "{markdown}"
+        );
+        assert!(markdown.contains(
+            "The runs judged partly different examples in `base/0-shot/sim`: there B − A is \
+             over the examples both judged"
         ));
     }
 
