@@ -48,8 +48,9 @@ impl SplitMix64 {
 /// Shuffles `items` in place, deterministically for `seed`.
 ///
 /// Fisher–Yates run front to back, so the first `k` positions are fixed by the first `k`
-/// draws: a prefix of the result never depends on how long the list is beyond it, which
-/// is what lets 2-shot exemplars extend 1-shot ones.
+/// draws: a partial shuffle of `k` gives the full shuffle's prefix, which is what lets
+/// 2-shot exemplars extend 1-shot ones. (Each draw is bounded by the items left, so the
+/// prefix does depend on the list's length.)
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
     partial_shuffle(items, items.len(), seed);
 }
