@@ -516,7 +516,7 @@ fn select<'s>(summary: &'s Summary, filters: &[Filter]) -> Result<Selection<'s>,
         .filter(|cell| {
             by_axis.iter().all(|(axis, values)| {
                 let level = axis.level(cell);
-                values.iter().any(|value| level.matches(value))
+                not_applicable(axis, &level) || values.iter().any(|value| level.matches(value))
             })
         })
         .collect();
@@ -544,11 +544,22 @@ fn keys(cells: &[&CellMetrics], axes: &[Axis]) -> Vec<Vec<Level>> {
     keys.into_iter().collect()
 }
 
+/// Whether `axis` does not apply to a cell at `level`: a 0-shot cell has no exemplar
+/// seed. Such a cell matches any `--where` on the axis and does not make it vary, so that
+/// the 0-shot baseline stays beside the 1-shot cells of one seed.
+fn not_applicable(axis: &Axis, level: &Level) -> bool {
+    *axis == Axis::ExemplarSeed && level.0.is_null()
+}
+
 /// The axes whose value differs among `cells`.
 fn varying(all: &[Axis], cells: &[&CellMetrics]) -> Vec<Axis> {
     all.iter()
         .filter(|axis| {
-            let levels: BTreeSet<Level> = cells.iter().map(|cell| axis.level(cell)).collect();
+            let levels: BTreeSet<Level> = cells
+                .iter()
+                .map(|cell| axis.level(cell))
+                .filter(|level| !not_applicable(axis, level))
+                .collect();
             levels.len() > 1
         })
         .cloned()
@@ -728,8 +739,8 @@ fn unplaced_error(unplaced: &[Axis], cells: &[&CellMetrics]) -> PivotError {
         .map(|axis| {
             let first = keys(cells, std::slice::from_ref(axis))
                 .into_iter()
-                .next()
-                .and_then(|key| key.into_iter().next())
+                .filter_map(|key| key.into_iter().next())
+                .find(|level| !not_applicable(axis, level))
                 .map_or_else(String::new, |level| level.text());
             format!("--where {}={first}", axis.name())
         })
@@ -1556,6 +1567,41 @@ mod tests {
         );
         let fixed = spec(&["preamble"], &["cot"], &["labeler=small", "few_shot=0"]);
         assert!(pivot(&summary(), &fixed).is_ok());
+    }
+
+    #[test]
+    fn a_zero_shot_cell_has_no_exemplar_seed_and_stays_beside_one_seed() {
+        // The exemplar-resampling layout: a 0-shot baseline, 1-shot cells of three seeds.
+        let mut run = summary();
+        run.cells.clear();
+        run.cells
+            .push(cell("base/0-shot", settings("base", 0, false, "big"), 0.6));
+        for seed in [1, 2, 3] {
+            let mut one_shot = settings("base", 1, false, "big");
+            one_shot["exemplar_seed"] = json!(seed);
+            run.cells.push(cell(
+                &format!("base/1-shot/seed{seed}"),
+                one_shot,
+                0.6 + 0.01 * f64::from(seed),
+            ));
+        }
+        let error = pivot(&run, &spec(&["few_shot"], &[], &[])).unwrap_err();
+        assert!(
+            error.to_string().contains("--where exemplar_seed=1"),
+            "a seed is suggested, not the 0-shot cells' none: {error}"
+        );
+        let tables = pivot(&run, &spec(&["few_shot"], &[], &["exemplar_seed=2"])).unwrap();
+        let table = &tables.tables[0];
+        assert_eq!(
+            table.rows.len(),
+            2,
+            "the 0-shot baseline and seed 2's 1-shot cell"
+        );
+        assert!(
+            table.rows[1][1]
+                .text(table.columns[1].kind)
+                .starts_with("62.0%")
+        );
     }
 
     #[test]
