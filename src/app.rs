@@ -21,7 +21,7 @@ use crate::report;
 use crate::report::compare::{self, CompareOptions, Side};
 use crate::report::pivot::{self, Filter, Metric, PivotError, PivotSpec, Preset, Tables};
 use crate::report::run_folder::{
-    RunFolderError, find_run, read_judgments, read_summary, report_context, run_task,
+    RunFolderError, find_run, read_judgments, read_summary, report_context, run_task, stale_summary,
 };
 use crate::runner::{self, RunError, RunOptions};
 use crate::spec::validate::suggest;
@@ -621,6 +621,9 @@ fn report_run(request: &ReportRequest) -> Result<String, AppError> {
     }
     let dir = find_run(&request.run)?;
     let summary = read_summary(&dir)?;
+    if let Some(note) = stale_summary(&dir)? {
+        eprintln!("rlaif: note: {note}");
+    }
     let filters = request
         .filters
         .iter()
@@ -661,6 +664,11 @@ fn tables_text(tables: &Tables, format: Option<ReportFormat>) -> Result<String, 
 fn compare_runs(a: &Path, b: &Path, format: CompareFormat) -> Result<String, AppError> {
     let (dir_a, dir_b) = (find_run(a)?, find_run(b)?);
     let (summary_a, summary_b) = (read_summary(&dir_a)?, read_summary(&dir_b)?);
+    for dir in [&dir_a, &dir_b] {
+        if let Some(note) = stale_summary(dir)? {
+            eprintln!("rlaif: note: {note}");
+        }
+    }
     let (judgments_a, judgments_b) = (read_judgments(&dir_a)?, read_judgments(&dir_b)?);
     let comparison = compare::compare(
         Side {

@@ -186,6 +186,41 @@ fn report_prints_each_exporter_as_the_run_wrote_it() {
 }
 
 #[test]
+fn a_summary_older_than_an_unfinished_rerun_is_reported_with_a_note() {
+    let workspace = Workspace::new();
+    let run = workspace.run("grid", GRID);
+    let quiet = rlaif(&["report", &s(&run)]);
+    assert_success(&quiet);
+    assert!(quiet.stderr.is_empty(), "a finished run needs no note");
+
+    // A rerun (to retry failures, say) that was then interrupted leaves the earlier
+    // summary beside a newer journal.
+    let manifest = run.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\"status\": \"complete\""), "{text}");
+    std::fs::write(
+        &manifest,
+        text.replace("\"status\": \"complete\"", "\"status\": \"interrupted\""),
+    )
+    .unwrap();
+    let noted = rlaif(&["report", &s(&run)]);
+    assert_success(&noted);
+    let stderr = String::from_utf8_lossy(&noted.stderr);
+    assert!(
+        stderr.contains("note: the last `rlaif run` on")
+            && stderr.contains(
+                "was interrupted, so its summary.json is the one an earlier run completed"
+            ),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&noted.stdout),
+        std::fs::read_to_string(run.join("report.md")).unwrap(),
+        "the report itself is unchanged"
+    );
+}
+
+#[test]
 fn a_pivot_puts_axes_on_rows_and_columns() {
     let workspace = Workspace::new();
     let run = workspace.run("grid", GRID);

@@ -203,6 +203,28 @@ pub fn run_task(dir: &Path) -> Result<Option<String>, RunFolderError> {
     }))
 }
 
+/// Why the run's summary.json may be older than its judgments: the last process on the
+/// run did not finish it (interrupted or stopped), so the summary is the one an earlier
+/// process wrote when it completed. `None` when the run's last process completed.
+pub fn stale_summary(dir: &Path) -> Result<Option<String>, RunFolderError> {
+    let status = read_manifest(dir)?.and_then(|manifest| {
+        manifest
+            .get("status")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    Ok(status
+        .filter(|status| status == "interrupted" || status == "stopped")
+        .map(|status| {
+            format!(
+                "the last `rlaif run` on {} was {status}, so its summary.json is the one an \
+                 earlier run completed, without the judgments made since; rerun it to finish \
+                 and refresh the summary",
+                dir.display()
+            )
+        }))
+}
+
 /// What report.md says beyond the summary, rebuilt as the run built it: the examples
 /// and labelers from manifest.json, each labeler's model from summary.json, and no wall
 /// time.
