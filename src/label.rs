@@ -310,6 +310,23 @@ impl InputDigests {
     }
 }
 
+/// Takes the lock at `lock` on what it guards, `guarded`, which the errors name: a
+/// failure to write the lock is most often a folder that does not exist, and the
+/// guarded path is the one the user gave.
+fn take_lock(lock: &Path, guarded: &Path) -> Result<LockFile, LabelError> {
+    LockFile::take(lock).map_err(|error| match error {
+        LockError::Held { pid } => LabelError::Locked {
+            path: guarded.to_path_buf(),
+            lock: lock.to_path_buf(),
+            pid,
+        },
+        LockError::Io(source) => LabelError::Write {
+            path: guarded.to_path_buf(),
+            source,
+        },
+    })
+}
+
 /// Where the lock of an output file goes: beside it, named after it.
 fn lock_path(output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
@@ -346,17 +363,7 @@ pub async fn label(
         .map_err(BuildError::Client)?;
     let cache = std::sync::Arc::new(Cache::open(&options.results.join(crate::cache::FILE))?);
     let cache_lock = runner::label_lock(&options.results, std::process::id());
-    let _cache_lock = LockFile::take(&cache_lock).map_err(|error| match error {
-        LockError::Held { pid } => LabelError::Locked {
-            path: options.results.clone(),
-            lock: cache_lock.clone(),
-            pid,
-        },
-        LockError::Io(source) => LabelError::Write {
-            path: cache_lock.clone(),
-            source,
-        },
-    })?;
+    let _cache_lock = take_lock(&cache_lock, &options.results)?;
     let built = backend::build(name, config, &client, options.quiet)?;
     let exemplars = prepared.exemplars_for(&cell.settings);
     let provenance = Provenance {
@@ -385,18 +392,7 @@ pub async fn label(
     };
 
     let lock = lock_path(&options.output);
-    let _lock = LockFile::take(&lock).map_err(|error| match error {
-        LockError::Held { pid } => LabelError::Locked {
-            path: options.output.clone(),
-            lock: lock.clone(),
-            pid,
-        },
-        // Most often a folder that does not exist; the output is what the user named.
-        LockError::Io(source) => LabelError::Write {
-            path: options.output.clone(),
-            source,
-        },
-    })?;
+    let _lock = take_lock(&lock, &options.output)?;
     let done = earlier_output(&options.output, &provenance, &input, &options.input)?;
     let already = input.ids.keys().filter(|id| done.contains(id)).count();
     drop(input);

@@ -1156,61 +1156,48 @@ impl<'a> Checker<'a> {
     /// cells of the grid, so such an entry removes nothing (a misspelt style, say) and
     /// the run pays for the cells it was meant to drop.
     fn exclusions_on_the_grid(&mut self, exclude: &[Partial], axes: &Axes) {
-        fn listed<T: ToString>(values: &[T]) -> Vec<String> {
-            values.iter().map(ToString::to_string).collect()
+        fn listed<T: ToString>(values: impl IntoIterator<Item = T>) -> Vec<String> {
+            values.into_iter().map(|value| value.to_string()).collect()
         }
-        for (index, partial) in exclude.iter().enumerate() {
-            let samples: Vec<u32> = axes.self_consistency.iter().map(|sc| sc.samples).collect();
-            let temperatures: Vec<f64> = axes
-                .self_consistency
-                .iter()
-                .map(|sc| sc.temperature)
-                .collect();
-            let mut off_axis: Vec<(&str, String, Vec<String>)> = Vec::new();
-            let mut check = |axis: &'static str, value: Option<String>, on_axis: Vec<String>| {
-                if let Some(value) = value
-                    && !on_axis.contains(&value)
-                {
-                    off_axis.push((axis, value, on_axis));
-                }
-            };
-            check("preamble", partial.preamble.clone(), axes.preamble.clone());
-            check(
-                "few_shot",
-                partial.few_shot.map(|n| n.to_string()),
-                listed(&axes.few_shot),
-            );
-            check(
-                "exemplar_seed",
-                partial.exemplar_seed.map(|n| n.to_string()),
-                listed(&axes.exemplar_seed),
-            );
-            check("cot", partial.cot.map(|c| c.to_string()), listed(&axes.cot));
-            check(
+        // Each axis's values as text, once: an entry's value is compared as written.
+        let builtin = [
+            ("preamble", listed(&axes.preamble)),
+            ("few_shot", listed(&axes.few_shot)),
+            ("exemplar_seed", listed(&axes.exemplar_seed)),
+            ("cot", listed(&axes.cot)),
+            (
                 "samples",
-                partial.samples.map(|n| n.to_string()),
-                listed(&samples),
-            );
-            check(
+                listed(axes.self_consistency.iter().map(|sc| sc.samples)),
+            ),
+            (
                 "temperature",
+                listed(axes.self_consistency.iter().map(|sc| sc.temperature)),
+            ),
+            ("labeler", listed(&axes.labeler)),
+        ];
+        for (index, partial) in exclude.iter().enumerate() {
+            let named = [
+                partial.preamble.clone(),
+                partial.few_shot.map(|n| n.to_string()),
+                partial.exemplar_seed.map(|n| n.to_string()),
+                partial.cot.map(|c| c.to_string()),
+                partial.samples.map(|n| n.to_string()),
                 partial.temperature.map(|t| t.to_string()),
-                listed(&temperatures),
-            );
-            check("labeler", partial.labeler.clone(), axes.labeler.clone());
-            let vars: Vec<(String, String, Vec<String>)> = partial
-                .vars
+                partial.labeler.clone(),
+            ];
+            let builtin = builtin
                 .iter()
-                .filter_map(|(name, value)| {
-                    let values = &axes.vars.iter().find(|(axis, _)| axis == name)?.1;
-                    let on_axis = listed(values);
-                    let value = value.to_string();
-                    (!on_axis.contains(&value)).then(|| (name.clone(), value, on_axis))
-                })
-                .collect();
-            let off_axis = off_axis
-                .into_iter()
-                .map(|(axis, value, on_axis)| (axis.to_owned(), value, on_axis))
-                .chain(vars);
+                .zip(named)
+                .filter_map(|((axis, on_axis), value)| {
+                    Some(((*axis).to_owned(), value?, on_axis.clone()))
+                });
+            let vars = partial.vars.iter().filter_map(|(name, value)| {
+                let (_, values) = axes.vars.iter().find(|(axis, _)| axis == name)?;
+                Some((name.clone(), value.to_string(), listed(values)))
+            });
+            let off_axis = builtin
+                .chain(vars)
+                .filter(|(_, value, on_axis)| !on_axis.contains(value));
             for (axis, value, on_axis) in off_axis {
                 let path = child(&item("exclude", index), &axis);
                 let hint = match suggest(&value, on_axis.iter().map(String::as_str)) {
