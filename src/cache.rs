@@ -16,7 +16,7 @@ mod health;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -145,6 +145,11 @@ pub struct Cache {
     in_flight: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
     /// Backend calls sent and not yet answered, for the progress display.
     calls_in_flight: AtomicUsize,
+    /// Backend calls answered (and stored) through this handle. Counted as each call
+    /// returns rather than when its example is judged, so that what a run paid for
+    /// includes the calls of examples a stop cut off; the next process finds those in
+    /// the store and does not count them again.
+    calls_answered: AtomicU64,
 }
 
 /// Counts one backend call as in flight for as long as it lives, even if its future is
@@ -209,6 +214,7 @@ impl Cache {
             connection: Mutex::new(connection),
             in_flight: Mutex::new(HashMap::new()),
             calls_in_flight: AtomicUsize::new(0),
+            calls_answered: AtomicU64::new(0),
         })
     }
 
@@ -239,6 +245,11 @@ impl Cache {
     /// Backend calls sent and not yet answered.
     pub fn calls_in_flight(&self) -> usize {
         self.calls_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Backend calls answered through this handle so far.
+    pub fn calls_answered(&self) -> u64 {
+        self.calls_answered.load(Ordering::Relaxed)
     }
 
     /// Entries stored, for reports and tests.
@@ -284,6 +295,7 @@ impl Cache {
                 let answer = call.await;
                 drop(counted);
                 let answer = answer?;
+                self.calls_answered.fetch_add(1, Ordering::Relaxed);
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
                 self.store(&digest, key.identity, key.kind, &text);
                 Ok::<String, CallError>(text)
@@ -429,6 +441,9 @@ impl CachedLabeler {
                     message: format!("{} answers to {} samples", generated.len(), asked.len()),
                 });
             }
+            self.cache
+                .calls_answered
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
             for (&index, answer) in missing.iter().zip(generated) {
                 let key = self.generate_key(&requests[index]);
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
@@ -537,7 +552,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(Counting::default());
         let cache = Arc::new(Cache::open(&dir.path().join("c.sqlite")).unwrap());
-        let labeler = CachedLabeler::new(backend.clone(), cache);
+        let labeler = CachedLabeler::new(backend.clone(), cache.clone());
         let truth = Truth::default();
         let origins = |answers: &[Answered<Generation>]| -> Vec<Origin> {
             answers.iter().map(|answer| answer.origin).collect()
@@ -576,6 +591,11 @@ mod tests {
             .unwrap();
         assert_eq!(origins(&repeated), [Origin::Backend, Origin::Cache]);
         assert_eq!(backend.calls.load(Ordering::SeqCst), 5);
+        assert_eq!(
+            cache.calls_answered(),
+            5,
+            "each sample paid for counted once"
+        );
 
         // Stored one by one: a single call finds a sample taken together.
         let single = labeler
@@ -615,7 +635,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(Counting::default());
         let cache = Arc::new(Cache::open(&dir.path().join("c.sqlite")).unwrap());
-        let labeler = CachedLabeler::new(backend.clone(), cache);
+        let labeler = CachedLabeler::new(backend.clone(), cache.clone());
         let truth = Truth::default();
         let request = request("same");
         let answers =
@@ -626,6 +646,7 @@ mod tests {
             .count();
         assert_eq!(paid, 1);
         assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.calls_answered(), 1);
     }
 
     #[tokio::test]
@@ -639,6 +660,11 @@ mod tests {
         assert!(labeler.score(&request("fail"), &truth).await.is_err());
         assert_eq!(backend.calls.load(Ordering::SeqCst), 2);
         assert!(cache.is_empty());
+        assert_eq!(
+            cache.calls_answered(),
+            0,
+            "a failed call is not counted as made"
+        );
     }
 
     #[test]

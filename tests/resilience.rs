@@ -453,6 +453,13 @@ async fn a_server_that_dies_mid_run_stops_it_and_a_rerun_pays_for_nothing_twice(
         unique_calls,
         "every call paid once across both runs"
     );
+    // Calls of examples the stop cut off were paid in the first run and are counted
+    // there, not taken for cache hits in the second.
+    assert_eq!(
+        workspace.manifest()["total_calls_made"].as_u64().unwrap() as usize,
+        unique_calls,
+        "the manifest counts every call paid once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,7 +467,10 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let server = FakeServer::with(config().latency(Duration::from_millis(60))).await;
     let workspace = Workspace::new(&server.url(), 2);
     let child = workspace.spawn();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 96 calls two at a time take 2.9 s at least; the 32 direct ones come first, so the
+    // signal most likely finds a chain-of-thought example with its rationale written
+    // and its score in flight.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -507,6 +517,10 @@ async fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     assert_eq!(
         resumed["total_calls_made"].as_u64().unwrap(),
         interrupted_calls + resumed_calls
+    );
+    assert_eq!(
+        resumed["total_calls_made"], 96,
+        "each unique call counted once, in the process that stored its answer"
     );
     let resumed_wall = resumed["wall_seconds"].as_f64().unwrap();
     let total_wall = resumed["total_wall_seconds"].as_f64().unwrap();

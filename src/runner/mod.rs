@@ -116,6 +116,8 @@ struct Manifest<'a> {
     labelers: Vec<LabelerManifest>,
     judgments: usize,
     failures: usize,
+    /// Backend calls this process made, counted as each was answered, whether or not
+    /// its example was judged before the process ended.
     calls_made: u64,
     calls_from_cache: u64,
     /// Calls made by every process that worked on the run, this one included.
@@ -432,8 +434,8 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
             // A kill leaves the last of these behind: the next process adds its time
             // and calls to the run's totals.
             _ = checkpoint.tick() => {
-                let (calls_made, calls_from_cache, _) = progress.counts();
-                manifest.spent(earlier, started.elapsed().as_secs_f64(), (calls_made, calls_from_cache));
+                let calls = (cache.calls_answered(), progress.calls_from_cache());
+                manifest.spent(earlier, started.elapsed().as_secs_f64(), calls);
                 write_manifest(&run_dir, &manifest)?;
             }
             next = units.next() => match next {
@@ -469,7 +471,6 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
         .iter()
         .filter(|held| held.scored.failed_permanently())
         .count();
-    let (calls_made, calls_from_cache, _) = progress.counts();
     manifest.status = if interrupted {
         "interrupted"
     } else if stopped.is_some() {
@@ -481,7 +482,7 @@ pub async fn run(prepared: &Prepared, options: &RunOptions) -> Result<RunOutcome
     manifest.spent(
         earlier,
         started.elapsed().as_secs_f64(),
-        (calls_made, calls_from_cache),
+        (cache.calls_answered(), progress.calls_from_cache()),
     );
     manifest.judgments = judged;
     manifest.failures = failed;

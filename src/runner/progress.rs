@@ -143,9 +143,9 @@ impl Progress {
         );
     }
 
-    /// Counts of this run so far: (calls made, calls answered by the cache, failures).
-    pub fn counts(&self) -> (u64, u64, u64) {
-        (self.paid_calls, self.cached_calls, self.failures)
+    /// Calls of the judged examples that the cache answered.
+    pub fn calls_from_cache(&self) -> u64 {
+        self.cached_calls
     }
 
     pub fn finish(&self) {
