@@ -499,7 +499,7 @@ fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
         let count = pool.examples.len();
         format!(
             ", {count} {} in the pool",
-            if count == 1 { "exemplar" } else { "exemplars" }
+            report::plural(count, "exemplar", "exemplars")
         )
     });
     // Pairs that are valid but easy or unanswerable: worth knowing before the numbers.
@@ -513,14 +513,16 @@ fn validate(file: &Path, out: &mut dyn Write) -> Result<(), AppError> {
             .collect();
         format!(" (kept, but {})", counts.join(", "))
     };
+    let cells = prepared.expansion.cells.len();
+    let examples = prepared.dataset.examples.len();
     writeln!(
         out,
-        "{} is valid: {} cells ({} collapsed, {} excluded), {} examples{flagged}{pool}",
+        "{} is valid: {cells} {} ({} collapsed, {} excluded), {examples} {}{flagged}{pool}",
         file.display(),
-        prepared.expansion.cells.len(),
+        report::plural(cells, "cell", "cells"),
         prepared.expansion.collapsed.len(),
         prepared.expansion.excluded,
-        prepared.dataset.examples.len(),
+        report::plural(examples, "example", "examples"),
     )
     .map_err(AppError::Output)
 }

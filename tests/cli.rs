@@ -99,6 +99,23 @@ fn a_good_experiment_validates() {
     );
 }
 
+#[test]
+fn a_one_cell_experiment_says_one_cell() {
+    let one_cell = GOOD
+        .replace("[base, detailed]", "[base]")
+        .replace("few_shot: [0, 1]", "few_shot: [0]")
+        .replace("cot: [false, true]", "cot: [false]")
+        .replace(", {samples: 4, temperature: 0.5}", "");
+    let output = Experiment::new(&one_cell).run("validate", &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is valid: 1 cell (0 collapsed"), "{stdout}");
+}
+
 mod mistakes {
     use super::*;
 

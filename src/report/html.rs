@@ -25,7 +25,7 @@
 use std::fmt::Write as _;
 
 use super::table::{self, Kind, NOTHING};
-use super::{ReportContext, SIMULATED, Summary};
+use super::{ReportContext, SIMULATED, Summary, plural};
 use crate::grid::{SelfConsistency, Settings};
 use crate::metrics::{self, CellMetrics, ECE_BINS};
 
@@ -115,10 +115,6 @@ fn escape(text: &str) -> String {
 
 fn code(text: &str) -> String {
     format!("<code>{}</code>", escape(text))
-}
-
-fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
-    if count == 1 { one } else { many }
 }
 
 /// A labeler as the page shows it.

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::table::{self, Kind};
-use super::{LabelerLine, ReportContext, SIMULATED, Summary};
+use super::{LabelerLine, ReportContext, SIMULATED, Summary, plural};
 use crate::metrics::ECE_BINS;
 
 /// The run as a Markdown report.
@@ -184,10 +184,6 @@ fn code(text: &str) -> String {
 /// A table cell's text with its pipes escaped, which GFM requires even inside code.
 pub(crate) fn escape(text: &str) -> String {
     text.replace('|', "\\|")
-}
-
-fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
-    if count == 1 { one } else { many }
 }
 
 /// `1h 02m 03s`, `2m 05s` or `4.2s`.

@@ -33,6 +33,11 @@ pub use json::summary_json;
 pub use markdown::report_md;
 pub use table::ranked_table_text;
 
+/// `one` or `many`, as `count` asks.
+pub(crate) fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 { one } else { many }
+}
+
 /// A run's metrics: the content of `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
