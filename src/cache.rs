@@ -145,10 +145,10 @@ pub struct Cache {
     in_flight: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
     /// Backend calls sent and not yet answered, for the progress display.
     calls_in_flight: AtomicUsize,
-    /// Backend calls answered (and stored) through this handle. Counted as each call
-    /// returns rather than when its example is judged, so that what a run paid for
-    /// includes the calls of examples a stop cut off; the next process finds those in
-    /// the store and does not count them again.
+    /// Backend answers stored through this handle, one per call paid for. Counted as
+    /// each is stored rather than when its example is judged, so that what a run paid
+    /// for includes the calls of examples a stop cut off; the next process finds those
+    /// in the store and does not count them again.
     calls_answered: AtomicU64,
 }
 
@@ -233,7 +233,9 @@ impl Cache {
             .flatten()
     }
 
+    /// Stores a backend's answer, which counts it as a call made.
     fn store(&self, key: &str, identity: &str, kind: &str, answer: &str) {
+        self.calls_answered.fetch_add(1, Ordering::Relaxed);
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         // A write that fails only costs a repeated call later; the answer is still used.
         let _ = connection.execute(
@@ -295,7 +297,6 @@ impl Cache {
                 let answer = call.await;
                 drop(counted);
                 let answer = answer?;
-                self.calls_answered.fetch_add(1, Ordering::Relaxed);
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
                 self.store(&digest, key.identity, key.kind, &text);
                 Ok::<String, CallError>(text)
@@ -441,9 +442,6 @@ impl CachedLabeler {
                     message: format!("{} answers to {} samples", generated.len(), asked.len()),
                 });
             }
-            self.cache
-                .calls_answered
-                .fetch_add(missing.len() as u64, Ordering::Relaxed);
             for (&index, answer) in missing.iter().zip(generated) {
                 let key = self.generate_key(&requests[index]);
                 let text = serde_json::to_string(&answer).expect("answers serialize to JSON");
